@@ -1,0 +1,560 @@
+"""Model -> GHN graph, reproducing the graph the official GHN-3 code builds, node for node.
+
+Pipeline (each step is a function below, in the order the official ``Graph`` applies them):
+trace -> filter unsupported ops -> fix weight edges -> fix softmax edges -> (Swin fix) ->
+filter redundant Add/Cat -> add the input node -> topological sort -> (ViT / SqueezeNet fixes)
+-> distance matrix -> node types and shapes.
+
+The official code keeps a dense numpy matrix and rescans it for every change; we keep successor
+and predecessor sets, which gives the same graph in a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import GraphError, ModelBuildError
+from .model import GhnGraph, Node
+from .ops import OP_TYPES, is_supported_module, module_node_type, op_name
+from .trace import RawNode, trace
+
+VE_CUTOFF = 50
+
+
+class _Adjacency:
+    """A directed graph on nodes 0..n-1 as successor/predecessor sets."""
+
+    def __init__(self, n: int) -> None:
+        self.succ: list[set[int]] = [set() for _ in range(n)]
+        self.pred: list[set[int]] = [set() for _ in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.succ)
+
+    def add(self, i: int, j: int) -> None:
+        self.succ[i].add(j)
+        self.pred[j].add(i)
+
+    def remove(self, i: int, j: int) -> None:
+        self.succ[i].discard(j)
+        self.pred[j].discard(i)
+
+    def has(self, i: int, j: int) -> bool:
+        return j in self.succ[i]
+
+    def out(self, i: int) -> list[int]:
+        """Successors in increasing index order (like ``np.where(A[i, :])``)."""
+        return sorted(self.succ[i])
+
+    def into(self, i: int) -> list[int]:
+        return sorted(self.pred[i])
+
+    def keep(self, indices: list[int]) -> _Adjacency:
+        new_index = {old: new for new, old in enumerate(indices)}
+        adj = _Adjacency(len(indices))
+        for old in indices:
+            for j in self.succ[old]:
+                if j in new_index:
+                    adj.add(new_index[old], new_index[j])
+        return adj
+
+    def permute(self, order: list[int]) -> _Adjacency:
+        return self.keep(order)
+
+    def append_node(self) -> int:
+        self.succ.append(set())
+        self.pred.append(set())
+        return len(self.succ) - 1
+
+    def insert_empty(self, at: int) -> _Adjacency:
+        """A copy with an empty node inserted at index ``at`` (later indices shift by one)."""
+        shift = lambda k: k + 1 if k >= at else k  # noqa: E731
+        adj = _Adjacency(len(self) + 1)
+        for i, succ in enumerate(self.succ):
+            for j in succ:
+                adj.add(shift(i), shift(j))
+        return adj
+
+    def copy(self) -> _Adjacency:
+        adj = _Adjacency(0)
+        adj.succ = [set(s) for s in self.succ]
+        adj.pred = [set(p) for p in self.pred]
+        return adj
+
+
+# ------------------------------------------------------------------------------------------------
+# Filtering
+
+
+def _filter(nodes: list[RawNode], adj: _Adjacency, patterns: list[str] | None = None
+            ) -> tuple[list[RawNode], _Adjacency]:
+    """Remove unsupported and redundant nodes, bypassing each removed node (official semantics).
+
+    Patterns are matched as substrings of node names, in order: ``Mul`` (kept only when it looks
+    like squeeze-excitation), every unsupported name, ``Mean`` (kept only in the classifier head
+    of networks with sigmoid/swish), then ``Add``/``Cat`` (kept only with more than one input).
+    """
+    if patterns is None:
+        unsupported = set()
+        for node in nodes:
+            name = node.name
+            opn = op_name(name)
+            norm_bias = "norm" in type(node.module).__name__.lower() and opn.endswith(".bias")
+            supported = not norm_bias and is_supported_module(node.module)
+            if not supported and opn not in OP_TYPES:
+                unsupported.add(name)
+        # set order does not change the result: these patterns only remove nodes
+        patterns = ["Mul", *sorted(unsupported), "Mean", "Add", "Cat"]
+
+    has_cse = any("sigmoid" in n.name.lower() or "swish" in n.name.lower() for n in nodes)
+    n_incoming = [len(p) for p in adj.pred]
+
+    for pattern in patterns:
+        keep: list[int] = []
+        for i, node in enumerate(nodes):
+            name = node.name
+            if pattern in name:
+                keep_node = _keep_matched(nodes, i, name, has_cse, n_incoming)
+                if not keep_node:
+                    for n1 in adj.out(i):
+                        for n2 in adj.into(i):
+                            if n1 != n2:
+                                adj.add(n2, n1)
+                    continue
+            keep.append(i)
+        if len(keep) < len(nodes):
+            adj = adj.keep(keep)
+            nodes = [nodes[i] for i in keep]
+            n_incoming = [n_incoming[i] for i in keep]
+    return nodes, adj
+
+
+def _keep_matched(nodes: list[RawNode], i: int, name: str, has_cse: bool, n_incoming: list[int]) -> bool:
+    """Whether a node matched by a filter pattern stays (official heuristics, Python indexing)."""
+    try:
+        # negative offsets wrap around like Python list indexing in the official code
+        neighbors = {j: nodes[i + j].name.lower() for j in (-1, -2, -3, 1)}
+        classifier_head = any(neighbors[j].startswith(("classifier", "fc", "head")) for j in (-1, -2))
+    except IndexError:
+        neighbors = {}
+        classifier_head = True  # the official code treats a failed lookup as the head
+    if name.startswith("Mean"):
+        return classifier_head if has_cse else True
+    if name.startswith("Mul"):
+        return (has_cse and not classifier_head
+                and (neighbors[-2].startswith(("hard", "sigmoid"))
+                     or neighbors[-3].startswith(("relu", "mean"))
+                     or neighbors[1].startswith(("hard", "sigmoid", "relu"))))
+    if name.startswith(("Cat", "Add")):
+        return n_incoming[i] > 1
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# Edge fixes
+
+
+def _fix_weight_edges(nodes: list[RawNode], adj: _Adjacency) -> None:
+    """Turn ``weight -> bias <- prev`` into ``prev -> weight -> bias`` (in place).
+
+    A weight leaf often ends up with no incoming edge; it swaps places with the bias (or the
+    softmax it feeds) so that the forward direction reads prev -> weight -> bias -> next.
+    """
+    for i in range(len(nodes)):
+        node = nodes[i]
+        if adj.pred[i] or "weight" not in node.name:
+            continue
+        for out in adj.out(i):
+            same_layer = node.module is nodes[out].module
+            qkv = not adj.pred[i] and "softmax" in nodes[out].name.lower()
+            if not (same_layer or qkv):
+                continue
+            n_out = len(adj.succ[i])
+            if not (adj.pred[out] - {i}):
+                continue
+            nodes[i], nodes[out] = nodes[out], nodes[i]
+            adj.remove(i, out)
+            adj.add(out, i)
+            if n_out == 1:
+                for k in sorted(adj.succ[out] - {i}):
+                    adj.remove(out, k)
+                    adj.add(i, k)
+
+
+def _count_paths(succ: list[set[int]], src: int, dst: int, cap: int = 2) -> int:
+    """Number of simple paths src -> dst, counting stops at ``cap``."""
+    # restrict the search to nodes that can reach dst, so every branch makes progress
+    pred: dict[int, list[int]] = {}
+    for u, vs in enumerate(succ):
+        for v in vs:
+            pred.setdefault(v, []).append(u)
+    reach = {dst}
+    todo = [dst]
+    while todo:
+        v = todo.pop()
+        for u in pred.get(v, ()):
+            if u not in reach:
+                reach.add(u)
+                todo.append(u)
+    if src not in reach:
+        return 0
+    count = 0
+    stack: list[tuple[int, list[int]]] = [(src, sorted(v for v in succ[src] if v in reach))]
+    on_path = {src}
+    while stack and count < cap:
+        node, rest = stack[-1]
+        if not rest:
+            stack.pop()
+            on_path.discard(node)
+            continue
+        nxt = rest.pop(0)
+        if nxt == dst:
+            count += 1
+        elif nxt not in on_path:
+            on_path.add(nxt)
+            stack.append((nxt, sorted(v for v in succ[nxt] if v in reach)))
+    return count
+
+
+def _fix_softmax_edges(nodes: list[RawNode], adj: _Adjacency) -> None:
+    """Route attention inputs through the softmax node, as in DeepNets-1M graphs (in place)."""
+    snapshot = [set(s) for s in adj.succ]  # paths are counted on the graph as it was
+    for i, node in enumerate(nodes):
+        if "softmax" not in node.name.lower():
+            continue
+        for out in adj.out(i):
+            for j in sorted(adj.pred[out] - {i}):
+                n_paths = _count_paths(snapshot, j, out)
+                if n_paths > 1 or not adj.has(i, j):
+                    adj.remove(j, out)
+                if n_paths == 1 and not adj.has(i, j):
+                    adj.add(j, i)
+
+
+def _fix_swin_edges(nodes: list[RawNode], adj: _Adjacency) -> None:
+    """torchvision Swin: patch-merging norm/reduction edges as the official code rewires them."""
+    for i, node in enumerate(nodes):
+        name = node.name
+        if name.lower().endswith("norm.weight"):
+            for out in adj.out(i):
+                if nodes[out].name.endswith("norm1.weight") or "Add" in nodes[out].name:
+                    adj.remove(i, out)
+                    target = name.replace("norm", "reduction")
+                    for j, other in enumerate(nodes):
+                        if target in other.name:
+                            adj.add(i, j)
+                            break
+        elif name.lower().endswith("attn.proj.bias"):
+            for out in adj.out(i):
+                if nodes[out].name.endswith("reduction.weight"):
+                    adj.remove(i, out)
+                    for out2 in adj.out(out):
+                        if nodes[out2].name.startswith("AddBackward"):
+                            adj.add(i, out2)
+
+
+# ------------------------------------------------------------------------------------------------
+# Ordering and distances
+
+
+def _topological_order(adj: _Adjacency) -> list[int] | None:
+    """Kahn's algorithm in generations, exactly as networkx's ``topological_sort``; None on a cycle."""
+    indegree = [len(p) for p in adj.pred]
+    generation = [v for v in range(len(adj)) if indegree[v] == 0]
+    order: list[int] = []
+    while generation:
+        order.extend(generation)
+        nxt = []
+        for v in generation:
+            for child in adj.out(v):
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    nxt.append(child)
+        generation = nxt
+    return order if len(order) == len(adj) else None
+
+
+def distance_matrix(adj: _Adjacency, cutoff: int = VE_CUTOFF) -> torch.Tensor:
+    """All-pairs shortest forward path lengths in 1..cutoff; 0 for no path (and the diagonal)."""
+    n = len(adj)
+    order = _topological_order(adj)
+    big = 1 << 30
+    if order is None:
+        dist = torch.zeros(n, n, dtype=torch.long)
+        for s in range(n):  # BFS fallback for graphs with cycles
+            frontier, seen, d = [s], {s}, 0
+            while frontier and d < cutoff:
+                d += 1
+                nxt = []
+                for u in frontier:
+                    for v in adj.succ[u]:
+                        if v not in seen:
+                            seen.add(v)
+                            dist[s, v] = d
+                            nxt.append(v)
+                frontier = nxt
+        return dist
+    # Dynamic programming over a topological order, vectorised over all sources at once:
+    # D[:, v] = 1 + min over predecessors u of D[:, u].
+    d = torch.full((n, n), big, dtype=torch.long)
+    d.fill_diagonal_(0)
+    for v in order:
+        preds = adj.pred[v]
+        if preds:
+            best = d[:, sorted(preds)].min(dim=1).values + 1
+            d[:, v] = torch.minimum(d[:, v], best)
+    d.fill_diagonal_(0)
+    d[(d > cutoff)] = 0
+    return d
+
+
+# ------------------------------------------------------------------------------------------------
+# Public entry point
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    mode: str = "fake"  # "fake" (no arithmetic, default) or "real"
+
+
+def default_image_size(model: nn.Module) -> tuple[int, int, int]:
+    """Input size the official code uses: ``model.expected_input_sz``, 299 for Inception3, else 224."""
+    import torchvision.models as tvm
+
+    sz = getattr(model, "expected_input_sz", None)
+    if sz is None:
+        sz = 299 if isinstance(model, tvm.Inception3) else 224
+    return tuple(sz) if isinstance(sz, (tuple, list)) else (3, int(sz), int(sz))  # type: ignore[return-value]
+
+
+def _normalise_size(image_size: int | tuple[int, ...] | None, model: nn.Module) -> tuple[int, int, int]:
+    if image_size is None:
+        return default_image_size(model)
+    if isinstance(image_size, int):
+        return (3, image_size, image_size)
+    if len(image_size) == 2:
+        return (3, int(image_size[0]), int(image_size[1]))
+    if len(image_size) == 3:
+        return tuple(int(s) for s in image_size)  # type: ignore[return-value]
+    raise ValueError(f"image_size must be an int, (H, W) or (C, H, W), got {image_size!r}")
+
+
+def build_graph(
+    model: nn.Module,
+    arch: str = "model",
+    image_size: int | tuple[int, ...] | None = None,
+    ve_cutoff: int = VE_CUTOFF,
+    trace_mode: str = "auto",
+) -> GhnGraph:
+    """Build the GHN graph of ``model`` as the official GHN-3 code would.
+
+    The model is left exactly as it was (parameters, buffers such as BatchNorm statistics, and the
+    global RNG state). ``trace_mode``: ``fake`` traces without arithmetic, ``real`` runs the real
+    forward pass on protected copies; ``auto`` tries ``fake`` and uses ``real`` only for models
+    whose forward needs real values.
+    """
+    size = _normalise_size(image_size, model)
+    raw = _trace_model(model, arch, size, trace_mode)
+    warnings: list[str] = []
+    nodes, adj = _assemble(model, raw, warnings)
+    dist = distance_matrix(adj, ve_cutoff)
+    out_nodes = _typed_nodes(nodes, warnings)
+    _connectivity_warnings(out_nodes, adj, warnings)
+    uncovered = _uncovered(model, out_nodes, warnings)
+    return GhnGraph(arch=arch, nodes=out_nodes, dist=dist, image_size=size, ve_cutoff=ve_cutoff,
+                    warnings=warnings, uncovered=uncovered)
+
+
+def _trace_model(model: nn.Module, arch: str, size: tuple[int, int, int], mode: str):
+    modes = ["fake", "real"] if mode == "auto" else [mode]
+    last: Exception | None = None
+    for m in modes:
+        try:
+            return trace(model, size, m)
+        except ModelBuildError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the forward of an arbitrary model can raise anything
+            last = exc
+    hint = f"check the model or pass --image-size (tried {size[1]}x{size[2]})"
+    raise ModelBuildError(f"the forward pass of '{arch}' failed on a {size} input: {_short(last)}", hint) from last
+
+
+def _short(exc: BaseException | None) -> str:
+    text = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _assemble(model: nn.Module, raw, warnings: list[str]) -> tuple[list[RawNode], _Adjacency]:
+    import torchvision.models as tvm
+
+    nodes = list(raw.nodes)
+    adj = _Adjacency(len(nodes))
+    for a, b in raw.edges:
+        adj.add(a, b)
+    nodes, adj = _filter(nodes, adj)
+    _fix_weight_edges(nodes, adj)
+    _fix_softmax_edges(nodes, adj)
+    loops = sum(1 for i in range(len(adj)) if adj.has(i, i))
+    if loops:
+        warnings.append(f"diagonal elements of the adjacency matrix should be zero: {loops}")
+    if isinstance(model, tvm.SwinTransformer):
+        _fix_swin_edges(nodes, adj)
+    nodes, adj = _filter(nodes, adj, ["Add", "Cat"])
+
+    # the input node feeds every weight that has no incoming edge
+    idx = adj.append_node()
+    nodes.append(RawNode("input"))
+    for v in range(len(nodes)):
+        if not adj.pred[v] and "weight" in nodes[v].name:
+            adj.add(idx, v)
+
+    for i in range(len(adj)):
+        adj.remove(i, i)
+    order = _topological_order(adj)
+    if order is None:
+        warnings.append("topological sort failed: the graph has a cycle; node order left as traced")
+    else:
+        nodes = [nodes[i] for i in order]
+        adj = adj.permute(order)
+
+    if _has_pos_enc_sum(model):
+        i = 0
+        while i < len(nodes):
+            if _is_pos_enc(nodes[i].module):
+                # The official code inserts the matrix row/column at the pos-enc index but the node
+                # after it, so the new sum inherits the pos-enc's edges: pos_enc -> sum -> ...
+                nodes.insert(i + 1, RawNode("AddBackward0"))
+                adj = adj.insert_empty(i)
+                adj.add(i, i + 1)
+            i += 1
+    elif isinstance(model, tvm.SqueezeNet):
+        if not (nodes[-1].name.startswith("MeanBackward") and nodes[-3].name.startswith("classifier")):
+            raise GraphError("unexpected SqueezeNet classifier layout",
+                             "the graph builder expects features -> classifier conv -> mean")
+        # global average pooling goes before the classifier conv; the matrix is a chain there
+        nodes.insert(len(nodes) - 3, nodes[-1])
+        del nodes[-1]
+    return nodes, adj
+
+
+def _has_pos_enc_sum(model: nn.Module) -> bool:
+    import torchvision.models as tvm
+
+    from .ops import POS_ENC_MODELS
+
+    return isinstance(model, (tvm.VisionTransformer, *POS_ENC_MODELS))
+
+
+def _is_pos_enc(module: nn.Module | None) -> bool:
+    import torchvision.models as tvm
+
+    from .ops import POS_ENC_MODULES
+
+    return module is not None and isinstance(module, (tvm.vision_transformer.Encoder, *POS_ENC_MODULES))
+
+
+# ------------------------------------------------------------------------------------------------
+# Node types, shapes, warnings
+
+
+def _pool_kernel(kernel_size: str | None) -> tuple[int, ...]:
+    if kernel_size is None:
+        return (1, 1, 3, 3)
+    parts = [p.strip("()[] ") for p in kernel_size.split(",")]
+    return (1, 1, *[int(p) for p in parts if p])
+
+
+def _typed_nodes(nodes: list[RawNode], warnings: list[str]) -> list[Node]:
+    n = len(nodes)
+    out: list[Node] = []
+    n_glob_avg = 0
+    subclass_warned: set[str] = set()
+    for idx, raw in enumerate(nodes):
+        shape: tuple[int, ...] | None = None
+        if raw.module is not None:
+            try:
+                op, via_subclass = module_node_type(raw.module, raw.name)
+            except KeyError:
+                raise GraphError(f"no GHN node type for module {type(raw.module).__name__} ({raw.name})",
+                                 "register it with ghnctl.graph.ops.register_module_type") from None
+            if via_subclass and type(raw.module).__name__ not in subclass_warned:
+                subclass_warned.add(type(raw.module).__name__)
+                warnings.append(f"{type(raw.module).__name__} is a subclass of a supported module: typed as "
+                                f"'{op}' (the official code would raise a KeyError)")
+            shape = raw.size
+        else:
+            op = OP_TYPES.get(op_name(raw.name), "sum")
+            n_glob_avg += op == "glob_avg"
+            if "pool" in op and raw.name != "input":
+                shape = _pool_kernel(raw.kernel_size)
+        if shape is not None:
+            if len(shape) == 3 and shape[0] == 1 and min(shape[1:]) > 1:
+                s = int(math.floor(shape[1] ** 0.5))
+                new = (1, shape[2], s, s)
+                warnings.append(f"setting a 4d size {new} instead of 3d {tuple(shape)} for {raw.name}")
+                shape = new
+            elif len(shape) == 4 and idx == n - 2 and max(shape[2:]) == 1:
+                shape = shape[:2]
+        param = raw.name.lstrip(".") if raw.is_param else None
+        module_path = raw.module_path if raw.is_param else None
+        out.append(Node(index=idx, op=op, name=raw.name, param=param, shape=shape,
+                        module=module_path, module_type=type(raw.module).__name__ if raw.module is not None else None))
+    if n_glob_avg != 1:
+        warnings.append(f"n_glob_avg should be 1 in most architectures, but is {n_glob_avg} in this architecture")
+    return out
+
+
+def _connectivity_warnings(nodes: list[Node], adj: _Adjacency, warnings: list[str]) -> None:
+    n = len(nodes)
+    if n == 0:
+        return
+    # every node should reach the output (last node) and be reachable from the input (node 0)
+    reaches_out = _reachable(adj.pred, n - 1)
+    for v in range(n):
+        if v not in reaches_out and not nodes[v].name.lower().startswith("aux"):
+            warnings.append(f"node {v} ({nodes[v].name}) has no path to the output node {n - 1} ({nodes[-1].name})")
+    from_in = _reachable(adj.succ, 0)
+    for v in range(n):
+        name = nodes[v].name
+        if v in from_in or name.startswith("pos_enc") or "pos_emb" in name or "position_bias" in name:
+            continue
+        warnings.append(f"node {v} ({name}) is not reachable from the input node")
+
+
+def _reachable(neighbours: list[set[int]], start: int) -> set[int]:
+    seen = {start}
+    todo = [start]
+    while todo:
+        for w in neighbours[todo.pop()]:
+            if w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return seen
+
+
+def _uncovered(model: nn.Module, nodes: list[Node], warnings: list[str]) -> list[str]:
+    """Trainable parameters that no node predicts; summarised by module type in ``warnings``."""
+    covered: set[str] = set()
+    for node in nodes:
+        if node.param is None:
+            continue
+        covered.add(node.param)
+        if node.op in ("bn", "ln") and node.param.endswith(".weight"):
+            covered.add(node.param[: -len("weight")] + "bias")  # predicted with the norm weight
+    modules = dict(model.named_modules())
+    missing: list[str] = []
+    groups: dict[str, list[int]] = {}
+    for name, p in model.named_parameters():
+        if name in covered:
+            continue
+        missing.append(name)
+        path, _, attr = name.rpartition(".")
+        key = f"{type(modules.get(path, model)).__name__}.{attr}"
+        groups.setdefault(key, []).append(p.numel())
+    for key, sizes in groups.items():
+        warnings.append(f"not predicted (no graph node): {len(sizes)} x {key} ({sum(sizes):,} values)")
+    return missing
