@@ -509,20 +509,27 @@ def _typed_nodes(nodes: list[RawNode], warnings: list[str]) -> list[Node]:
 
 
 def _connectivity_warnings(nodes: list[Node], adj: _Adjacency, warnings: list[str]) -> None:
+    """Every node should reach the output (last node) and be reachable from the input (node 0)."""
     n = len(nodes)
     if n == 0:
         return
-    # every node should reach the output (last node) and be reachable from the input (node 0)
     reaches_out = _reachable(adj.pred, n - 1)
-    for v in range(n):
-        if v not in reaches_out and not nodes[v].name.lower().startswith("aux"):
-            warnings.append(f"node {v} ({nodes[v].name}) has no path to the output node {n - 1} ({nodes[-1].name})")
+    dead_ends = [nodes[v].name for v in range(n)
+                 if v not in reaches_out and not nodes[v].name.lower().startswith("aux")]
+    if dead_ends:
+        warnings.append(f"{len(dead_ends)} node(s) have no path to the output node {nodes[-1].name}: "
+                        f"{_examples(dead_ends)}")
     from_in = _reachable(adj.succ, 0)
-    for v in range(n):
-        name = nodes[v].name
-        if v in from_in or name.startswith("pos_enc") or "pos_emb" in name or "position_bias" in name:
-            continue
-        warnings.append(f"node {v} ({name}) is not reachable from the input node")
+    orphans = [nodes[v].name for v in range(n)
+               if v not in from_in and not (nodes[v].name.startswith("pos_enc") or "pos_emb" in nodes[v].name
+                                            or "position_bias" in nodes[v].name)]
+    if orphans:
+        warnings.append(f"{len(orphans)} node(s) are not reachable from the input node {nodes[0].name}: "
+                        f"{_examples(orphans)}")
+
+
+def _examples(names: list[str], k: int = 3) -> str:
+    return ", ".join(names[:k]) + (f", ... ({len(names) - k} more)" if len(names) > k else "")
 
 
 def _reachable(neighbours: list[set[int]], start: int) -> set[int]:

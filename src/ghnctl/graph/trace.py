@@ -70,6 +70,12 @@ def _fake_mode() -> Iterator[Any]:
         yield mode
 
 
+def _fake_like(t: torch.Tensor) -> torch.Tensor:
+    # Inside FakeTensorMode a factory call makes a FakeTensor; this is cheaper than from_tensor(),
+    # which also records the real tensor's metadata history we do not need.
+    return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+
+
 def _forward(model: nn.Module, input_size: tuple[int, ...], mode: str) -> tuple[Any, dict[int, int]]:
     """Run the dummy forward pass; return the output and a map id(substitute) -> id(original param)."""
     device = _device_of(model)
@@ -81,17 +87,17 @@ def _forward(model: nn.Module, input_size: tuple[int, ...], mode: str) -> tuple[
     else:
         devices = [device] if device.type == "cuda" else []
         ctx = torch.random.fork_rng(devices=devices)
-    with ctx as fake, torch.enable_grad():
+    with ctx, torch.enable_grad():
         tensors: dict[str, torch.Tensor] = {}
         for name, p in named_params.items():
             if mode == "fake":
-                t = fake.from_tensor(p).detach().requires_grad_(p.requires_grad)
+                t = _fake_like(p).requires_grad_(p.requires_grad)
             else:
                 t = p.detach().requires_grad_(p.requires_grad)
             subst[id(t)] = id(p)
             tensors[name] = t
         for name, b in named_buffers.items():
-            tensors[name] = fake.from_tensor(b) if mode == "fake" else b.clone()
+            tensors[name] = _fake_like(b) if mode == "fake" else b.clone()
         # batch 2 and torch.randn like the official code (batch size affects e.g. BN in train mode)
         x = torch.randn(2, *input_size, device=device)
         out = torch.func.functional_call(model, tensors, (x,), strict=False, tie_weights=True)
