@@ -379,7 +379,7 @@ def _trace_model(model: nn.Module, arch: str, size: tuple[int, int, int], mode: 
             raise
         except Exception as exc:  # noqa: BLE001 - the forward of an arbitrary model can raise anything
             last = exc
-    hint = f"check the model or pass --image-size (tried {size[1]}x{size[2]})"
+    hint = f"pass an --image-size the model accepts (tried {size[1]}x{size[2]})"
     raise ModelBuildError(f"the forward pass of '{arch}' failed on a {size} input: {_short(last)}", hint) from last
 
 

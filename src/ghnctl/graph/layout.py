@@ -8,21 +8,28 @@ The steps are the classic ones (Gansner et al., "A technique for drawing directe
 3. crossing reduction: barycenter sweeps down and up, keeping the ordering with the fewest crossings;
 4. coordinate assignment: each layer, in turn, solves "be as close as possible to the weighted mean of
    your neighbours, with no overlaps" exactly by weighted isotonic regression (pool adjacent violators).
-   Long edges weigh more so they come out straight.
+   Long edges weigh more, and a last pass lines up their dummies, so they come out straight.
+
+``wrap_columns`` then optionally cuts a tall layout into side-by-side columns (for deep networks).
 
 Geometry only: no colours, no text. Units are SVG user units (pixels at scale 1); y grows downward.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 Point = tuple[float, float]
 
 # Edge weights for coordinate assignment (real-real, real-dummy, dummy-dummy), as in dot: straight long
 # edges matter more than perfectly centred nodes.
 _W_REAL, _W_MIXED, _W_DUMMY = 1.0, 2.0, 8.0
+
+
+class CycleError(ValueError):
+    """The graph is not a DAG."""
 
 
 @dataclass
@@ -41,6 +48,35 @@ class Layout:
     height: float
     num_layers: int
     crossings: int
+    pitch: float = 0.0  # vertical distance between layers
+    node_height: float = 0.0
+    columns: list[Column] = field(default_factory=list)  # empty unless wrapped
+    ghosts: list[Ghost] = field(default_factory=list)
+
+    @property
+    def wrapped(self) -> bool:
+        return len(self.columns) > 1
+
+
+@dataclass(frozen=True)
+class Column:
+    """One band of consecutive layers when a tall layout is wrapped into side-by-side columns."""
+
+    first_layer: int  # the ghost row, when the column continues a cut node
+    last_layer: int
+    x0: float
+    x1: float
+    cut_node: int | None  # node at the bottom of the previous column whose edges continue here
+
+
+@dataclass(frozen=True)
+class Ghost:
+    """A copy of a cut node at the top of the next column, where its outgoing edges start."""
+
+    node: int
+    x: float
+    y: float
+    column: int
 
 
 def layered_layout(
@@ -68,7 +104,135 @@ def layered_layout(
     y = [y_of_layer[layer[v]] for v in range(num_nodes)]
     routes = _routes(lg, x, y, y_of_layer, widths, node_height)
     height = lg.num_layers * pitch - rank_gap if lg.num_layers else 0.0
-    return Layout(x, y, layer, routes, lg.width, height, lg.num_layers, crossings)
+    return Layout(x, y, layer, routes, lg.width, height, lg.num_layers, crossings, pitch, node_height)
+
+
+def suggest_columns(lay: Layout, min_height: float = 2400.0, max_columns: int = 8) -> int:
+    """How many columns make a tall, narrow layout roughly square (1 = leave it alone)."""
+    if lay.height <= min_height or lay.height < 3 * max(lay.width, 1.0):
+        return 1
+    return max(2, min(max_columns, round(math.sqrt(lay.height / max(lay.width, 1.0)))))
+
+
+def wrap_columns(
+    lay: Layout,
+    widths: Sequence[float],
+    columns: int,
+    *,
+    column_gap: float = 60.0,
+    keep_together: Sequence[tuple[int, int]] = (),
+) -> Layout:
+    """Cut a tall layout into at most ``columns`` side-by-side columns; returns a new Layout.
+
+    A cut goes between two layers only where every edge crossing it starts at one node in the layer
+    just above (a residual sum, a transition layer): that node is repeated as a ghost at the top of the
+    next column and its edges start there, so no edge has to jump between columns. Cuts are chosen to
+    make the tallest column as short as possible. ``keep_together`` lists (first, last) layer ranges
+    that must not be cut (collapsed blocks, whose frame must stay in one piece).
+    """
+    if columns < 2 or lay.num_layers < 4:
+        return lay
+    source = _cut_sources(lay, keep_together)
+    cuts = _best_cuts(source, lay.num_layers, columns)
+    if not cuts:
+        return lay
+    return _apply_cuts(lay, widths, cuts, source, column_gap)
+
+
+_BLOCKED = -1  # a boundary that cannot be cut
+
+
+def _cut_sources(lay: Layout, keep_together: Sequence[tuple[int, int]]) -> list[int | None]:
+    """Per boundary L (between layers L and L+1): None = no edge crosses, a node = the only source
+    (sitting in layer L) of all crossing edges, ``_BLOCKED`` = cannot cut here."""
+    source: list[int | None] = [None] * max(lay.num_layers - 1, 0)
+    for u, v in lay.routes:
+        for boundary in range(lay.layer[u], lay.layer[v]):
+            current = source[boundary]
+            if current is None and lay.layer[u] == boundary:
+                source[boundary] = u
+            elif current != u:
+                source[boundary] = _BLOCKED
+    for first, last in keep_together:
+        for boundary in range(max(first, 0), min(last, len(source))):
+            source[boundary] = _BLOCKED
+    return source
+
+
+def _best_cuts(source: list[int | None], num_layers: int, columns: int) -> list[int]:
+    """Boundaries to cut at so that the tallest column (in rows, ghost rows included) is shortest.
+
+    Binary search on the column height; for a given height, filling each column as far as it goes
+    is optimal (a later start never reaches less far), and uses the fewest columns.
+    """
+    points = [-1] + [b for b, s in enumerate(source) if s != _BLOCKED] + [num_layers - 1]
+    last = len(points) - 1
+
+    def rows(a: int, b: int) -> int:
+        ghost = 1 if a > 0 and source[points[a]] is not None else 0
+        return points[b] - points[a] + ghost
+
+    def fill(limit: int) -> list[int] | None:
+        cuts: list[int] = []
+        a = b = 0
+        while True:
+            while b < last and rows(a, b + 1) <= limit:
+                b += 1
+            if b == last:
+                return cuts
+            if b == a or len(cuts) == columns - 1:
+                return None
+            cuts.append(b)
+            a = b
+
+    lo, hi = 1, num_layers  # one column of num_layers rows always fits
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fill(mid) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo >= 0.8 * num_layers:
+        return []  # wrapping would not help much
+    return [points[i] for i in fill(lo) or []]
+
+
+def _apply_cuts(lay: Layout, widths: Sequence[float], cuts: list[int], source: list[int | None], gap: float) -> Layout:
+    bounds = [-1, *cuts, lay.num_layers - 1]
+    column_of_layer = [0] * lay.num_layers
+    for c in range(len(bounds) - 1):
+        for layer in range(bounds[c] + 1, bounds[c + 1] + 1):
+            column_of_layer[layer] = c
+    n = len(lay.x)
+    x_new, y_new = list(lay.x), list(lay.y)
+    routes: dict[tuple[int, int], list[Point]] = {}
+    columns: list[Column] = []
+    ghosts: list[Ghost] = []
+    cursor, height = 0.0, 0.0
+    for c in range(len(bounds) - 1):
+        cut_node = source[bounds[c]] if c > 0 else None
+        first = bounds[c] if cut_node is not None else bounds[c] + 1
+        last = bounds[c + 1]
+        members = [v for v in range(n) if column_of_layer[lay.layer[v]] == c]
+        edges = [e for e in lay.routes if column_of_layer[lay.layer[e[1]]] == c]
+        xs0 = [lay.x[v] - widths[v] / 2 for v in members] + [p[0] for e in edges for p in lay.routes[e]]
+        xs1 = [lay.x[v] + widths[v] / 2 for v in members] + [p[0] for e in edges for p in lay.routes[e]]
+        if cut_node is not None:
+            xs0.append(lay.x[cut_node] - widths[cut_node] / 2)
+            xs1.append(lay.x[cut_node] + widths[cut_node] / 2)
+        left, right = min(xs0, default=0.0), max(xs1, default=0.0)
+        dx, dy = cursor - left, -first * lay.pitch
+        for v in members:
+            x_new[v], y_new[v] = lay.x[v] + dx, lay.y[v] + dy
+        for e in edges:
+            routes[e] = [(px + dx, py + dy) for px, py in lay.routes[e]]
+        if cut_node is not None:
+            ghosts.append(Ghost(cut_node, lay.x[cut_node] + dx, lay.y[cut_node] + dy, c))
+        columns.append(Column(first, last, cursor, cursor + right - left, cut_node))
+        height = max(height, (last - first + 1) * lay.pitch - (lay.pitch - lay.node_height))
+        cursor += right - left + gap
+    width = cursor - gap
+    return replace(lay, x=x_new, y=y_new, routes=routes, width=width, height=height, columns=columns, ghosts=ghosts)
 
 
 def topological_order(num_nodes: int, edges: Sequence[tuple[int, int]]) -> list[int]:
@@ -91,7 +255,7 @@ def topological_order(num_nodes: int, edges: Sequence[tuple[int, int]]) -> list[
             if indeg[v] == 0:
                 heapq.heappush(heap, v)
     if len(order) != num_nodes:
-        raise ValueError("the graph has a cycle; a layered layout needs a DAG")
+        raise CycleError("the graph has a cycle; a layered layout needs a DAG")
     return order
 
 
@@ -245,7 +409,26 @@ class _LayeredGraph:
                 lays, use_preds, use_succs = range(self.num_layers - 2, -1, -1), p >= passes - 2, True
             for lay in lays:
                 self._place_layer(self.layers[lay], seps[lay], use_preds, use_succs)
+        self._straighten_chains(seps)
         self._normalise()
+
+    def _straighten_chains(self, seps: list[list[float]]) -> None:
+        """Line up the dummies of each long edge on one x where the neighbours leave room.
+
+        The per-layer placement packs dummies tightly, so bundles of long edges come out wavy; moving
+        each dummy to its chain's median x, when that fits between its neighbours, removes most waves.
+        """
+        for chain in sorted(self.chains.values(), key=len, reverse=True):
+            dummies = chain[1:-1]
+            if len(dummies) < 2:
+                continue
+            xs = sorted(self.x[d] for d in dummies)
+            target = xs[len(xs) // 2]
+            for d in dummies:
+                row, i = self.layers[self.layer[d]], self.pos[d]
+                lo = self.x[row[i - 1]] + seps[self.layer[d]][i - 1] if i > 0 else -math.inf
+                hi = self.x[row[i + 1]] - seps[self.layer[d]][i] if i + 1 < len(row) else math.inf
+                self.x[d] = min(max(target, lo), hi)
 
     def _separations(self, row: list[int], node_gap: float, dummy_gap: float) -> list[float]:
         """Minimum centre distance between each node of ``row`` and the next one."""
@@ -348,9 +531,7 @@ def _routes(
     return routes
 
 
-def _ports(
-    lg: _LayeredGraph, widths: Sequence[float], x: list[float], outgoing: bool
-) -> dict[tuple[int, int], float]:
+def _ports(lg: _LayeredGraph, widths: Sequence[float], x: list[float], outgoing: bool) -> dict[tuple[int, int], float]:
     """x of each edge end on a real node, ordered by where the other end lies (fewer local crossings)."""
     ports: dict[tuple[int, int], float] = {}
     for v in range(lg.num_real):

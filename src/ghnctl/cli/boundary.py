@@ -1,0 +1,62 @@
+"""The one error boundary: every failure of a command becomes one red line and an exit code.
+
+* ``GhnctlError``: ``error: <message> (<hint>)``, exit ``err.exit_code`` (UsageError and its
+  subclasses: 2).
+* Any other exception: ``error: unexpected <Type>: <message> (run again with --debug ...)``, exit 1.
+* Ctrl-C: ``error: interrupted``, exit 130.
+
+With ``--debug`` (or ``GHNCTL_DEBUG=1``) the full traceback is printed first. Typer's own
+exceptions (bad flags, ``--help``, ``typer.Exit``) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from ghnctl.cli.options import DEBUG_KEY
+from ghnctl.cli.output import Output
+from ghnctl.errors import GhnctlError
+
+
+def _typer_exception_types() -> tuple[type[BaseException], ...]:
+    # Typer vendors click in some versions and not in others; reach click's ClickException
+    # through a public typer name instead of importing it from either place.
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return (typer.Exit, typer.Abort, click_exception)
+
+
+_PASS_THROUGH = _typer_exception_types()
+
+
+class GhnctlGroup(TyperGroup):
+    """Typer's group with the error boundary around every command it runs."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _PASS_THROUGH:
+            raise
+        except GhnctlError as exc:
+            _report(ctx, exc, exc.message, exc.hint)
+            raise typer.Exit(exc.exit_code) from exc
+        except KeyboardInterrupt as exc:
+            _report(ctx, exc, "interrupted", None)
+            raise typer.Exit(130) from exc
+        except Exception as exc:
+            hint = None if ctx.meta.get(DEBUG_KEY) else "run again with --debug to see the traceback"
+            _report(ctx, exc, f"unexpected {type(exc).__name__}: {exc}", hint)
+            raise typer.Exit(1) from exc
+
+
+def _report(ctx: typer.Context, exc: BaseException, message: str, hint: str | None) -> None:
+    output = Output()
+    if ctx.meta.get(DEBUG_KEY):
+        # Plain traceback text (not rich's): complete, greppable, and identical in logs and terminals.
+        output.console.print(
+            "".join(traceback.format_exception(exc)).rstrip(), markup=False, highlight=False, soft_wrap=True
+        )
+    output.error(message, hint)

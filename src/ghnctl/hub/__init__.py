@@ -1,0 +1,46 @@
+"""The GHN checkpoint hub: registry of known GHNs, verified resumable downloads, the local cache.
+
+Modules, one job each:
+
+* ``registry``: the known GHNs (``REGISTRY``, ``get_entry``) and their URLs;
+* ``download``: one HTTP download into a ``.part`` file: resume, retries, size/sha256 checks;
+* ``lock``: the inter-process lock that makes concurrent processes download once;
+* ``cache``: the cache layout, ``lookup``/``list_cached``/``clear``/``cache_path``;
+* ``store``: lock + download + convert once to safetensors + record (``pull``);
+* ``resolve``: ``--ghn SPEC`` -> a file (``resolve_ghn``).
+
+Nothing here prints; progress goes to callbacks. Importing this package does not import torch or
+requests.
+"""
+
+from __future__ import annotations
+
+from ghnctl.hub.cache import CachedGhn, Cleared, cache_path, clear, list_cached, list_partial, lookup
+from ghnctl.hub.download import DownloadError, DownloadEvent, DownloadPolicy, ProgressCallback, Target
+from ghnctl.hub.lock import LockTimeout
+from ghnctl.hub.registry import REGISTRY, GhnArch, RegistryEntry, get_entry
+from ghnctl.hub.resolve import best_cached, resolve_ghn
+from ghnctl.hub.store import pull
+
+__all__ = [
+    "REGISTRY",
+    "CachedGhn",
+    "Cleared",
+    "DownloadError",
+    "DownloadEvent",
+    "DownloadPolicy",
+    "GhnArch",
+    "LockTimeout",
+    "ProgressCallback",
+    "RegistryEntry",
+    "Target",
+    "best_cached",
+    "cache_path",
+    "clear",
+    "get_entry",
+    "list_cached",
+    "list_partial",
+    "lookup",
+    "pull",
+    "resolve_ghn",
+]

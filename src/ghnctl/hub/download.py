@@ -1,0 +1,496 @@
+"""Download one file over HTTP(S) into a ``.part`` file, resumably, and verify it.
+
+``fetch`` streams the response into ``part`` and reports progress through a callback (it never
+prints). A partial file left by an earlier attempt or run is resumed with an HTTP ``Range``
+request (with ``If-Range`` when the server gave a validator): a ``206`` appends, a ``200`` means
+the server sends the whole file again and the part is restarted. Connection errors, timeouts,
+truncated bodies and 5xx/429 answers are retried with exponential backoff; the retry budget
+resets whenever an attempt made progress, and is bounded otherwise. 404, 401/403 and other
+client errors fail at once.
+
+The finished file is checked against the expected size and sha256: the registry's, else what
+the server declares (``X-Linked-Size``/``X-Linked-ETag``, as HuggingFace sends for LFS files, or
+its ``ETag`` for HuggingFace-style ``/resolve/`` URLs). A mismatch deletes the file and raises
+``ChecksumMismatch`` (after one fresh retry when the file had been resumed). Nothing here decides
+where the file goes once verified: see ``pull``.
+
+``requests`` is imported when a download starts, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ghnctl import __version__
+from ghnctl.errors import ChecksumMismatch, GhnctlError
+
+if TYPE_CHECKING:
+    import requests
+
+EventKind = Literal["start", "progress", "retry", "wait", "verify", "convert", "done"]
+
+
+class DownloadError(GhnctlError):
+    """A download failed: not found, refused, timed out, truncated, or the disk is full."""
+
+
+@dataclass(frozen=True)
+class DownloadEvent:
+    """A progress report. ``done``/``total`` are bytes (``total`` None when unknown).
+
+    Kinds: ``start`` (a request got an answer; ``done`` is where it resumes), ``progress``,
+    ``retry`` (``message`` says why), ``wait`` (another process is downloading), ``verify``
+    (hashing), ``convert`` (to safetensors), ``done``.
+    """
+
+    kind: EventKind
+    name: str
+    url: str
+    done: int = 0
+    total: int | None = None
+    message: str = ""
+
+
+ProgressCallback = Callable[[DownloadEvent], None]
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    """Timeouts (seconds), retry budget and backoff of a download."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 4
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    max_attempts: int = 100
+    chunk_size: int = 1 << 16
+    lock_stall_timeout: float = 900.0
+
+
+DEFAULT_POLICY = DownloadPolicy()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to download: the cache ``name``, the ``url``, and what the file must be.
+
+    ``size``/``sha256`` are None when unknown; ``trust_etag`` lets a 64-hex ``ETag`` count as the
+    file's sha256 (true of HuggingFace ``/resolve/`` URLs). ``approx_size`` is for display only.
+    """
+
+    name: str
+    url: str
+    size: int | None = None
+    sha256: str | None = None
+    trust_etag: bool = False
+    approx_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A verified download: ``path`` (still the ``.part`` file), its size and sha256."""
+
+    path: Path
+    size: int
+    sha256: str
+    sha256_source: Literal["registry", "server", "computed"]
+
+
+class _Transient(Exception):
+    """A failure worth retrying (the message says what happened)."""
+
+
+class _Restart(Exception):
+    """The partial file cannot be resumed: start again from byte 0."""
+
+
+_SHA256 = re.compile(r'^(?:W/)?"?([0-9a-fA-F]{64})"?$')
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+# ------------------------------------------------------------------------------------------------
+def fetch(
+    target: Target, part: Path, *, policy: DownloadPolicy = DEFAULT_POLICY, on_progress: ProgressCallback | None = None
+) -> Fetched:
+    """Download ``target.url`` into ``part`` (resuming it if present) and verify it.
+
+    Raises DownloadError (network/HTTP/disk), ChecksumMismatch (size or sha256; the file is
+    deleted). The caller must hold the download lock of ``target.name``.
+    """
+    import requests
+
+    emit = on_progress or (lambda event: None)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with requests.Session() as session:
+        session.headers.update({"User-Agent": f"ghnctl/{__version__}", "Accept-Encoding": "identity"})
+        fresh_retry_left = True
+        while True:
+            complete = _complete_part(part, target)
+            if complete is not None:  # an earlier run downloaded it all but stopped before using it
+                declared, resumed = complete, True
+            else:
+                declared, resumed = _download(session, target, part, policy, emit)
+            try:
+                return _verify(target, part, declared, emit)
+            except ChecksumMismatch:
+                # A resumed file may join two versions of the upstream file: try once from scratch.
+                if not (resumed and fresh_retry_left):
+                    raise
+                fresh_retry_left = False
+                emit(
+                    DownloadEvent(
+                        "retry", target.name, target.url, message="checksum mismatch after resuming; downloading again"
+                    )
+                )
+
+
+@dataclass
+class _Declared:
+    """What the server said about the file: total size, sha256 (if any), a validator for If-Range."""
+
+    total: int | None = None
+    sha256: str | None = None
+    validator: str | None = None
+
+
+def _download(
+    session: requests.Session, target: Target, part: Path, policy: DownloadPolicy, emit: Callable[[DownloadEvent], None]
+) -> tuple[_Declared, bool]:
+    """Run attempts until the whole body is in ``part``; return what the server declared."""
+    failures = attempts = 0
+    while True:
+        attempts += 1
+        before = _size(part)
+        try:
+            declared, offset = _attempt(session, target, part, policy, emit)
+            return declared, offset > 0
+        except _Restart as exc:
+            _discard(part)
+            if attempts >= policy.max_attempts:
+                raise DownloadError(f"cannot download {target.url}: {exc}") from None
+            continue
+        except _Transient as exc:
+            failures = 0 if _size(part) > before else failures + 1
+            if failures > policy.retries or attempts >= policy.max_attempts:
+                raise DownloadError(
+                    f"cannot download {target.name} from {target.url}: {exc}",
+                    hint=_network_hint(exc),
+                ) from None
+            delay = min(policy.backoff_max, policy.backoff * 2 ** max(failures - 1, 0))
+            emit(
+                DownloadEvent("retry", target.name, target.url, _size(part), None, f"{exc}; retrying in {delay:.1f} s")
+            )
+            time.sleep(delay)
+
+
+def _attempt(
+    session: requests.Session, target: Target, part: Path, policy: DownloadPolicy, emit: Callable[[DownloadEvent], None]
+) -> tuple[_Declared, int]:
+    """One request: stream the (rest of the) body into ``part``."""
+    import requests
+
+    sidecar = _read_sidecar(part, target.url)
+    offset = _size(part) if sidecar is not None else 0
+    if offset == 0:
+        _discard(part)
+    headers: dict[str, str] = {}
+    if offset > 0:
+        headers["Range"] = f"bytes={offset}-"
+        if sidecar and sidecar.get("validator"):
+            headers["If-Range"] = sidecar["validator"]
+    try:
+        response = session.get(
+            target.url, headers=headers, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)
+        )
+    except requests.exceptions.InvalidURL as exc:
+        raise DownloadError(f"invalid URL {target.url!r}: {exc}") from None
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise _Transient(_describe(exc)) from None
+    except requests.RequestException as exc:
+        raise DownloadError(f"cannot download {target.url}: {_describe(exc)}") from None
+
+    with response:
+        declared = _declared(response, target)
+        status = response.status_code
+        if status == 416 and offset > 0:
+            raise _Restart("the server refused to resume")
+        _check_status(response, target)
+        if status == 206:
+            start, total = _content_range(response)
+            if start != offset:
+                raise _Restart(f"the server resumed at byte {start}, not {offset}")
+            declared.total = declared.total or total
+        else:  # 200: the whole file, whatever was asked
+            offset = 0
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit():
+                declared.total = int(length)
+        _check_declared(target, part, declared, offset)
+        _write_sidecar(part, target.url, declared)
+        emit(DownloadEvent("start", target.name, target.url, offset, declared.total or target.size))
+        done = _stream(response, part, offset, policy, target, declared, emit)
+    total = declared.total
+    if total is not None and done < total:
+        raise _Transient(f"the connection closed after {done:,} of {total:,} bytes")
+    return declared, offset
+
+
+def _stream(
+    response: requests.Response,
+    part: Path,
+    offset: int,
+    policy: DownloadPolicy,
+    target: Target,
+    declared: _Declared,
+    emit: Callable[[DownloadEvent], None],
+) -> int:
+    """Append the body to ``part``; return the part's size when the body ends."""
+    import requests
+    import urllib3
+
+    done = offset
+    total = declared.total or target.size
+    chunks = response.iter_content(chunk_size=policy.chunk_size)
+    try:
+        f = open(part, "ab" if offset else "wb")  # noqa: SIM115 - closed in the finally below
+    except OSError as exc:
+        raise _write_error(part, exc) from None
+    try:
+        while total is None or done <= total:
+            try:
+                chunk = next(chunks, None)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+                raise _Transient(_describe(exc)) from None
+            if chunk is None:
+                break
+            try:
+                f.write(chunk)
+            except OSError as exc:
+                raise _write_error(part, exc) from None
+            done += len(chunk)
+            emit(DownloadEvent("progress", target.name, target.url, done, total))
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as exc:
+            raise _write_error(part, exc) from None
+    finally:
+        f.close()
+    if total is not None and done > total:
+        _discard(part)
+        raise ChecksumMismatch(
+            f"{target.name}: the server sent more than the {total:,} bytes expected; the file was deleted",
+            hint="the file on the server is not the expected one",
+        )
+    return done
+
+
+def _write_error(part: Path, exc: OSError) -> DownloadError:
+    return DownloadError(
+        f"cannot write {str(part)!r}: {exc.strerror or exc}",
+        hint="check free space and permissions, or set GHNCTL_CACHE_DIR",
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+def _verify(target: Target, part: Path, declared: _Declared, emit: Callable[[DownloadEvent], None]) -> Fetched:
+    size = _size(part)
+    expected_size = target.size if target.size is not None else declared.total
+    if expected_size is not None and size != expected_size:
+        _discard(part)
+        raise ChecksumMismatch(
+            f"{target.name}: downloaded {size:,} bytes, expected {expected_size:,}; the file was deleted",
+            hint="run the command again; if it persists the file on the server has changed",
+        )
+    emit(DownloadEvent("verify", target.name, target.url, size, size))
+    digest = sha256_file(part)
+    expected = (target.sha256 or declared.sha256 or "").lower() or None
+    if expected is not None and digest != expected:
+        _discard(part)
+        raise ChecksumMismatch(
+            f"{target.name}: sha256 of the download is {digest}, expected {expected}; the file was deleted",
+            hint="run the command again; if it persists the file on the server is not the expected one",
+        )
+    source: Literal["registry", "server", "computed"] = (
+        "registry" if target.sha256 else "server" if declared.sha256 else "computed"
+    )
+    return Fetched(part, size, digest, source)
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+def _declared(response: requests.Response, target: Target) -> _Declared:
+    """Size and sha256 the server declares, from the final answer and every redirect before it."""
+    declared = _Declared()
+    answers = [*response.history, response]
+    for answer in answers:
+        linked = answer.headers.get("X-Linked-ETag")
+        if linked and (match := _SHA256.match(linked.strip())):
+            declared.sha256 = match.group(1).lower()
+        linked_size = answer.headers.get("X-Linked-Size", "")
+        if linked_size.isdigit():
+            declared.total = int(linked_size)
+    etag = response.headers.get("ETag")
+    if declared.sha256 is None and etag and target.trust_etag and (match := _SHA256.match(etag.strip())):
+        declared.sha256 = match.group(1).lower()
+    if etag and not etag.startswith("W/"):
+        declared.validator = etag
+    elif response.headers.get("Last-Modified"):
+        declared.validator = response.headers["Last-Modified"]
+    return declared
+
+
+def _check_status(response: requests.Response, target: Target) -> None:
+    status = response.status_code
+    if status in (200, 206):
+        return
+    where = f"{target.name} at {response.url or target.url}"
+    if status in (404, 410):
+        raise DownloadError(
+            f"{where} was not found (HTTP {status})",
+            hint="check the name and GHNCTL_HUB_URL, or pass --ghn PATH to a local file",
+        )
+    if status in (401, 403):
+        raise DownloadError(
+            f"access to {where} was refused (HTTP {status})",
+            hint="the file may be private or moved; download it by hand and pass --ghn PATH",
+        )
+    if status == 429 or status >= 500:
+        raise _Transient(f"the server answered HTTP {status}")
+    raise DownloadError(f"cannot download {where}: HTTP {status} {response.reason or ''}".rstrip())
+
+
+def _content_range(response: requests.Response) -> tuple[int, int | None]:
+    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", "").strip())
+    if not match:
+        raise _Restart("the server sent a partial answer without a valid Content-Range")
+    total = match.group(3)
+    return int(match.group(1)), int(total) if total.isdigit() else None
+
+
+def _check_declared(target: Target, part: Path, declared: _Declared, offset: int) -> None:
+    """Fail before downloading when the server announces another file, or the disk is too small."""
+    if target.size is not None and declared.total is not None and declared.total != target.size:
+        _discard(part)
+        raise ChecksumMismatch(
+            f"{target.name}: the server offers {declared.total:,} bytes, expected {target.size:,}",
+            hint="the file on the server has changed; nothing was downloaded",
+        )
+    if target.sha256 and declared.sha256 and declared.sha256 != target.sha256.lower():
+        _discard(part)
+        raise ChecksumMismatch(
+            f"{target.name}: the server declares sha256 {declared.sha256}, expected {target.sha256}",
+            hint="the file on the server has changed; nothing was downloaded",
+        )
+    total = declared.total or target.size
+    if total is not None:
+        # Room for the rest of the download and for the converted copy of about the same size.
+        needed = (total - offset) + total
+        free = shutil.disk_usage(part.parent).free
+        if free < needed:
+            raise DownloadError(
+                f"not enough disk space for {target.name}: {needed:,} bytes needed, {free:,} free "
+                f"in {str(part.parent)!r}",
+                hint="free some space or point GHNCTL_CACHE_DIR to a larger disk",
+            )
+
+
+# ------------------------------------------------------------------------------------------------
+# The sidecar ``<part>.json`` records which URL a partial file belongs to and its validator.
+
+
+def _sidecar_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _read_sidecar(part: Path, url: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_sidecar_path(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("url") == url and part.exists() else None
+
+
+def _write_sidecar(part: Path, url: str, declared: _Declared) -> None:
+    data = {"url": url, "validator": declared.validator, "total": declared.total, "sha256": declared.sha256}
+    _sidecar_path(part).write_text(json.dumps(data), encoding="utf-8")
+
+
+def _complete_part(part: Path, target: Target) -> _Declared | None:
+    """What the server declared for ``part`` if it already holds the whole file, else None."""
+    sidecar = _read_sidecar(part, target.url)
+    if sidecar is None or not isinstance(sidecar.get("total"), int) or _size(part) != sidecar["total"]:
+        return None
+    sha = sidecar.get("sha256")
+    return _Declared(
+        total=sidecar["total"], sha256=sha if isinstance(sha, str) else None, validator=sidecar.get("validator")
+    )
+
+
+def _discard(part: Path) -> None:
+    """Delete a partial file and its sidecar."""
+    part.unlink(missing_ok=True)
+    _sidecar_path(part).unlink(missing_ok=True)
+
+
+def discard_part(part: Path) -> None:
+    """Public: delete a ``.part`` file and its sidecar (after a successful conversion, or bad data)."""
+    _discard(part)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason for a requests/urllib3 error: refused, timed out, reset, ..."""
+    text = str(exc)
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "timed out" in lowered or "timeout" in lowered:
+        return "the connection timed out"
+    if (
+        "name or service not known" in lowered
+        or "nodename nor servname" in lowered
+        or "failed to resolve" in lowered
+        or "getaddrinfo" in lowered
+    ):
+        return "the host name could not be resolved"
+    if "incompleteread" in lowered or "connection broken" in lowered or "prematurely" in lowered:
+        return "the connection broke off mid-file"
+    if "reset" in lowered or "aborted" in lowered:
+        return "the connection was reset"
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if len(first) <= 160 else first[:157] + "..."
+
+
+def _network_hint(exc: BaseException) -> str:
+    text = str(exc)
+    if "refused" in text or "resolved" in text:
+        return (
+            "check the network and GHNCTL_HUB_URL; without network use `ghnctl pull` elsewhere "
+            "and copy the cache, or pass --ghn PATH"
+        )
+    return "run the command again: the download resumes where it stopped"

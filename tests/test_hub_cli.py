@@ -1,0 +1,186 @@
+"""``ghnctl ghn list``, ``ghnctl pull``, ``ghnctl cache ...`` end to end against a local server.
+
+The commands are mounted with ``register`` on an app with the project's error boundary, as the
+main app does, so these tests do not depend on the main app's wiring.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from ghnctl.cli import hub as hub_cli
+from ghnctl.cli.boundary import GhnctlGroup
+from ghnctl.cli.output import Output
+from ghnctl.hub import DownloadEvent, DownloadPolicy, lookup
+from ghnctl.hub import store as store_module
+from ghnctl.hub.registry import HF_REPO
+from test_hub_server import Fault, HubServer, make_ghn_bytes
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer(cls=GhnctlGroup, pretty_exceptions_enable=False, no_args_is_help=True)
+
+    @app.callback()
+    def _main() -> None:
+        """Test app."""
+
+    hub_cli.register(app)
+    return app
+
+
+@pytest.fixture
+def server():
+    with HubServer() as s:
+        yield s
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: HubServer):
+    monkeypatch.setenv("GHNCTL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GHNCTL_HUB_URL", server.url)
+    monkeypatch.setattr(store_module, "DEFAULT_POLICY", DownloadPolicy(retries=1, backoff=0.01))
+    app = make_app()
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args), prog_name="ghnctl")
+
+
+@pytest.fixture(scope="module")
+def payload() -> bytes:
+    return make_ghn_bytes(seed=7)
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("command", ["ghn", "pull", "cache", "ghn list", "cache list", "cache path", "cache clear"])
+def test_help_has_examples(cli, command: str) -> None:
+    result = cli(*command.split(), "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.stdout and f"ghnctl {command.split()[0]}" in result.stdout
+
+
+def test_ghn_list(cli, server, payload) -> None:
+    result = cli("ghn", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)["ghns"]}
+    assert set(rows) >= {"ghn3tm8", "ghn3xlm16", "ghn2_cifar10"}
+    assert rows["ghn3xlm16"]["params"] == 654_365_184 and rows["ghn3xlm16"]["licence"] == "MIT"
+    assert not any(row["cached"] for row in rows.values())
+
+    server.add_hf(HF_REPO, "ghn3tm8.pt", payload)
+    assert cli("pull", "ghn3tm8").exit_code == 0
+    rows = {row["name"]: row for row in json.loads(cli("ghn", "list", "--json").stdout)["ghns"]}
+    assert rows["ghn3tm8"]["cached"] and not rows["ghn3sm8"]["cached"]
+
+    table = cli("ghn", "list")
+    assert table.exit_code == 0 and table.stdout == ""
+    assert "ghn3xlm16" in table.stderr and "654.4M" in table.stderr and "~2.6 GB" in table.stderr
+
+
+def test_pull_then_pull_again(cli, server, payload) -> None:
+    server.add_hf(HF_REPO, "ghn3tm8.pt", payload)
+    result = cli("pull", "ghn3tm8")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert "downloading ghn3tm8" in result.stderr and "downloaded ghn3tm8" in result.stderr
+
+    requests_before = len(server.log)
+    again = cli("pull", "ghn3tm8.pt", "--json")
+    assert again.exit_code == 0
+    data = json.loads(again.stdout)
+    assert data["downloaded"] is False and data["name"] == "ghn3tm8"
+    assert data["path"] == str(lookup("ghn3tm8").path) and len(data["sha256"]) == 64
+    assert len(server.log) == requests_before
+
+    forced = cli("pull", "ghn3tm8", "--force", "--json")
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["downloaded"] is True
+
+
+def test_pull_errors_are_one_line(cli, server, payload) -> None:
+    unknown = cli("pull", "ghn3tm9")
+    assert unknown.exit_code == 2
+    assert lines(unknown.stderr) == [
+        "error: unknown GHN 'ghn3tm9': not a registered name, an existing file "
+        "or an http(s) URL (did you mean ghn3tm8, ghn3sm8, ghn3lm8?)"
+    ]
+
+    missing = cli("pull", "ghn3tm8")
+    assert missing.exit_code == 1
+    announced, line = lines(missing.stderr)
+    assert announced.startswith("downloading ghn3tm8 (~27.6 MB) from http://127.0.0.1:")
+    assert line.startswith("error: ghn3tm8 at http://127.0.0.1:") and "not found (HTTP 404)" in line
+
+    server.add_hf(HF_REPO, "ghn3tm8.pt", payload, fault=Fault(corrupt=True))
+    corrupt = cli("pull", "ghn3tm8")
+    assert corrupt.exit_code == 1
+    assert lines(corrupt.stderr)[-1].startswith("error: ghn3tm8: sha256 of the download is")
+
+    offline = cli("pull", "ghn3sm8", "--offline")
+    assert offline.exit_code == 1
+    [line] = lines(offline.stderr)
+    assert "offline mode is on" in line and "ghnctl pull ghn3sm8" in line and "--ghn PATH" in line
+
+
+def test_cache_commands(cli, server, payload, tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    empty = cli("cache", "list")
+    assert empty.exit_code == 0 and "the GHN cache is empty" in empty.stderr
+    assert cli("cache", "path").stdout.strip() == str(root)
+    assert json.loads(cli("cache", "path", "--json").stdout)["path"] == str(root)
+
+    server.add_hf(HF_REPO, "ghn3tm8.pt", payload)
+    assert cli("pull", "ghn3tm8").exit_code == 0
+    listed = json.loads(cli("cache", "list", "--json").stdout)
+    assert [g["name"] for g in listed["ghns"]] == ["ghn3tm8"] and listed["partial"] == []
+    table = cli("cache", "list")
+    assert "ghn3tm8" in table.stderr and table.stdout == ""
+    assert cli("cache", "path", "ghn3tm8").stdout.strip() == str(lookup("ghn3tm8").path)
+
+    not_cached = cli("cache", "path", "ghn3sm8")
+    assert not_cached.exit_code == 2 and "ghnctl pull ghn3sm8" in not_cached.stderr
+
+    refused = cli("cache", "clear", "ghn3tm8")
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert lookup("ghn3tm8") is not None
+
+    cleared = cli("cache", "clear", "ghn3tm8", "--yes", "--json")
+    assert cleared.exit_code == 0 and json.loads(cleared.stdout)["removed"] == ["ghn3tm8"]
+    assert lookup("ghn3tm8") is None
+    assert "nothing to delete" in cli("cache", "clear", "--yes").stderr
+    assert cli("cache", "clear", "../x", "--yes").exit_code == 2
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    from rich.console import Console
+
+    output = Output()
+    buffer = io.StringIO()
+    output._console = Console(file=buffer, force_terminal=True, width=100, highlight=False)
+    with hub_cli.DownloadProgress(output) as progress:
+        for event in (
+            DownloadEvent("start", "ghn3tm8", "http://x", 0, 2_000_000),
+            DownloadEvent("progress", "ghn3tm8", "http://x", 1_000_000, 2_000_000),
+            DownloadEvent("retry", "ghn3tm8", "http://x", 1_000_000, None, "connection reset; retrying in 1.0 s"),
+            DownloadEvent("start", "ghn3tm8", "http://x", 1_000_000, 2_000_000),
+            DownloadEvent("progress", "ghn3tm8", "http://x", 2_000_000, 2_000_000),
+            DownloadEvent("verify", "ghn3tm8", "http://x", 2_000_000, 2_000_000),
+            DownloadEvent("done", "ghn3tm8", "http://x", 2_000_000, 2_000_000),
+        ):
+            progress(event)
+    text = buffer.getvalue()
+    assert "ghn3tm8" in text and "2.0 MB" in text and "retrying in 1.0 s" in text
+
+
+def test_resolve_ghn_cli_announces_auto_download(cli, server, payload, capsys) -> None:
+    server.add_hf(HF_REPO, "ghn3xlm16.pt", payload)
+    path = hub_cli.resolve_ghn_cli(Output(), "auto")
+    assert path == lookup("ghn3xlm16").path
+    err = capsys.readouterr().err
+    assert "no GHN-3 in the cache: downloading ghn3xlm16 (~2.6 GB)" in err
