@@ -230,15 +230,19 @@ def test_pickle_of_something_else_is_refused(tmp_path: Path) -> None:
         read_checkpoint(path)
 
 
-def test_zip_with_a_storage_of_the_wrong_size(tmp_path: Path) -> None:
+def _rewritten_zip(tmp_path: Path, edit, compression: int = zipfile.ZIP_STORED) -> Path:
+    """torch.save of a small dict, re-zipped with ``edit(name, data)`` applied to every entry."""
     path = tmp_path / "t.pt"
     torch.save({"x": torch.zeros(4)}, path)
-    src = zipfile.ZipFile(path)
-    out = tmp_path / "bad.pt"
-    with zipfile.ZipFile(out, "w") as dst:
+    out = tmp_path / "edited.pt"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", compression=compression) as dst:
         for name in src.namelist():
-            data = src.read(name)
-            dst.writestr(name, data[:-4] if name.endswith("data/0") else data)
+            dst.writestr(name, edit(name, src.read(name)))
+    return out
+
+
+def test_zip_with_a_storage_of_the_wrong_size(tmp_path: Path) -> None:
+    out = _rewritten_zip(tmp_path, lambda name, data: data[:-4] if name.endswith("data/0") else data)
     with pytest.raises(CheckpointError, match="expected 16"):
         read_checkpoint(out)
 
@@ -260,12 +264,6 @@ def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
 
 
 def test_zip_with_a_compressed_storage_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "t.pt"
-    torch.save({"x": torch.zeros(4)}, path)
-    src = zipfile.ZipFile(path)
-    out = tmp_path / "deflated.pt"
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
-        for name in src.namelist():
-            dst.writestr(name, src.read(name))
+    out = _rewritten_zip(tmp_path, lambda name, data: data, compression=zipfile.ZIP_DEFLATED)
     with pytest.raises(CheckpointError, match="compressed"):
         read_checkpoint(out)

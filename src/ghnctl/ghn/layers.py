@@ -44,45 +44,40 @@ def _nearest_index(vocab: Sequence[int], value: int) -> int:
     return best
 
 
+def _vocab_index(vocab: Sequence[int], value: int, aliases: dict[int, int]) -> int:
+    """Exact entry, else an alias, else the nearest entry for 1 <= value < max, else the last entry."""
+    if value in vocab:
+        return vocab.index(value)
+    if value in aliases:
+        return vocab.index(aliases[value])
+    if 1 <= value < vocab[-1]:
+        return _nearest_index(vocab, value)
+    return len(vocab) - 1
+
+
 class ShapeEncoder(nn.Module):
     """Embeds a tensor shape (c_out, c_in, kh, kw) as four table look-ups concatenated to ``hid``."""
+
+    _CHANNEL_ALIASES = {c: 8 for c in range(4, 8)}  # 4-7 channels are treated as 8
+    _SPATIAL_ALIASES = {2: 3}  # 2x2 kernels (unseen in training) are treated as 3x3
 
     def __init__(self, hid: int, num_classes: int, max_shape: Sequence[int]) -> None:
         super().__init__()
         self.channels = channel_vocabulary(num_classes)
         self.spatial = spatial_vocabulary(max_shape[3])
-        self._channel_cache: dict[int, int] = {}
-        self._spatial_cache: dict[int, int] = {}
+        self._cache: dict[tuple[bool, int], int] = {}
         self.embed_spatial = nn.Embedding(len(self.spatial) + 1, hid // 4)
         self.embed_channel = nn.Embedding(len(self.channels) + 1, hid // 4)
 
     def channel_index(self, c: int) -> int:
-        if c not in self._channel_cache:
-            vocab = self.channels
-            if c in vocab:
-                idx = vocab.index(c)
-            elif 4 <= c < 8:
-                idx = vocab.index(8)
-            elif 1 <= c < vocab[-1]:
-                idx = _nearest_index(vocab, c)
-            else:
-                idx = len(vocab) - 1
-            self._channel_cache[c] = idx
-        return self._channel_cache[c]
+        if (True, c) not in self._cache:
+            self._cache[(True, c)] = _vocab_index(self.channels, c, self._CHANNEL_ALIASES)
+        return self._cache[(True, c)]
 
     def spatial_index(self, k: int) -> int:
-        if k not in self._spatial_cache:
-            vocab = self.spatial
-            if k in vocab:
-                idx = vocab.index(k)
-            elif k == 2:
-                idx = vocab.index(3)
-            elif 1 <= k < vocab[-1]:
-                idx = _nearest_index(vocab, k)
-            else:
-                idx = len(vocab) - 1
-            self._spatial_cache[k] = idx
-        return self._spatial_cache[k]
+        if (False, k) not in self._cache:
+            self._cache[(False, k)] = _vocab_index(self.spatial, k, self._SPATIAL_ALIASES)
+        return self._cache[(False, k)]
 
     def shape_indices(self, shapes: Sequence[tuple[int, ...] | None]) -> torch.Tensor:
         """(N, 4) look-up rows; ``None`` (no shape) takes the padding row of each table."""
