@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from ghnctl import __version__
-from ghnctl.cli import graph, hub, predict
+from ghnctl.cli import finetune, graph, hub, predict
 from ghnctl.cli.boundary import GhnctlGroup
 from ghnctl.cli.options import Debug
 
@@ -18,7 +18,7 @@ app = typer.Typer(
     cls=GhnctlGroup,
     help=(
         "Graph HyperNetworks (GHN-3/GHN-2) from the command line: turn a PyTorch model into the "
-        "graph a GHN reads, and (soon) predict all of its parameters."
+        "graph a GHN reads, predict all of its parameters, fine-tune from them, and manage GHN checkpoints."
     ),
     epilog="Example: ghnctl graph resnet50",
     no_args_is_help=True,
@@ -44,7 +44,7 @@ def _main_options(
     """Global options (apply to every command)."""
 
 
-for _module in (graph, predict, hub):
+for _module in (graph, predict, finetune, hub):
     _module.register(app)
 
 

@@ -1,0 +1,360 @@
+"""Initialisation strategies for fine-tuning: ``random``, ``ghn`` and ``file:PATH.safetensors``.
+
+* ``random``: the model keeps the initialisation its constructor gave it (torchvision's own).
+* ``ghn``: a GHN predicts the parameters (spec section 6: BN running statistics tracked, no
+  gradients kept, full graph), then a little noise breaks the symmetry of tiled predictions:
+  ``W += beta * std(corrcoef(W2d)) * N(0, 1)`` for every module with a >=2-D weight except the last
+  one (the classifier); BN weights and all biases are left alone. ``--orth`` additionally replaces
+  each of those weights by the orthogonal factor of its QR decomposition, as the official
+  ``ppuda.utils.init(orth=True)`` does (not part of the published fine-tuning recipe).
+  When the GHN was trained for a different number of classes than the data has, the classifier is
+  not predicted and keeps its random initialisation (the official ``predict_class_layers=False``).
+* ``file:PATH``: parameters loaded strictly from a safetensors file (e.g. ``ghnctl predict`` output):
+  every parameter must be present with its shape and nothing unknown may be in the file; buffers
+  (BN running statistics) are loaded when present.
+
+About ``W2d`` in the noise formula: the official ``get_corr`` reshapes the weight to
+``(out, -1)`` and transposes it when it has fewer rows than columns, so the correlations are taken
+between the rows of the *taller* orientation. ghnctl follows that code. Its standard deviation is
+computed from the small Gram matrix (``||C||_F^2 = ||Xn^T Xn||_F^2``) instead of materialising the
+n x n correlation matrix, which for e.g. VGG's 4096x25088 layer would be 2.5 GB; rows with zero
+variance (NaN correlations in ``torch.corrcoef``) are left out instead of turning the noise into NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ghnctl.errors import GhnctlError, UsageError
+
+DEFAULT_GHN = "auto"  # the hub's choice: best cached official GHN-3, else ghn3xlm16
+DEFAULT_NOISE = 1e-5
+INIT_KINDS = ("ghn", "random", "file")
+
+# A predictor takes the model and whether to predict the classifier, and either writes the
+# predicted parameters into the model or returns them (a state_dict or a new model).
+Predictor = Callable[[nn.Module, bool], "Mapping[str, torch.Tensor] | nn.Module | None"]
+
+
+class InitError(GhnctlError):
+    """The initialisation could not be applied (file mismatch, GHN engine missing, ...)."""
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """A parsed ``--init`` value with its options. Validated on construction (UsageError)."""
+
+    kind: str
+    path: Path | None = None
+    ghn: str = DEFAULT_GHN
+    noise: float = DEFAULT_NOISE
+    orth: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in INIT_KINDS:
+            raise UsageError(f"unknown --init {self.kind!r}", hint="use ghn, random or file:PATH.safetensors")
+        if self.kind == "file" and self.path is None:
+            raise UsageError("--init file: needs a path", hint="for example --init file:resnet18.safetensors")
+        if not (self.noise >= 0 and math.isfinite(self.noise)):
+            raise UsageError(f"--noise must be a finite number >= 0, got {self.noise}")
+        if self.kind == "ghn" and not self.ghn.strip():
+            raise UsageError("--ghn is empty", hint=f"for example --ghn {DEFAULT_GHN}")
+
+    @classmethod
+    def parse(cls, text: str, ghn: str = DEFAULT_GHN, noise: float = DEFAULT_NOISE, orth: bool = False) -> InitSpec:
+        """Parse ``ghn``, ``random`` or ``file:PATH``."""
+        text = text.strip()
+        if text.startswith("file:"):
+            raw = text[len("file:") :]
+            if not raw:
+                raise UsageError("--init file: needs a path", hint="for example --init file:resnet18.safetensors")
+            return cls("file", path=Path(raw).expanduser(), ghn=ghn, noise=noise, orth=orth)
+        return cls(text.lower(), ghn=ghn, noise=noise, orth=orth)
+
+    @property
+    def label(self) -> str:
+        if self.kind == "file":
+            return f"file:{self.path}"
+        if self.kind == "ghn":
+            return f"ghn:{self.ghn}"
+        return self.kind
+
+    @property
+    def pretrained(self) -> bool:
+        """True when the parameters come from elsewhere (GHN or file): the lr default is lower."""
+        return self.kind != "random"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "label": self.label}
+        if self.kind == "file":
+            out["path"] = str(self.path)
+        if self.kind == "ghn":
+            out.update(ghn=self.ghn, noise=self.noise, orth=self.orth)
+        return out
+
+
+@dataclass
+class InitReport:
+    """What an initialisation did, for the report and the saved metadata."""
+
+    init: dict[str, Any]
+    classifier: str | None = None
+    classifier_predicted: bool | None = None
+    ghn_num_classes: int | None = None
+    predicted: int | None = None
+    unpredicted: list[str] = field(default_factory=list)
+    noised: int = 0
+    orthogonalized: int = 0
+    loaded: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "init": self.init,
+            "classifier": self.classifier,
+            "classifier_predicted": self.classifier_predicted,
+            "ghn_num_classes": self.ghn_num_classes,
+            "predicted_tensors": self.predicted,
+            "unpredicted": self.unpredicted,
+            "noised_layers": self.noised,
+            "orthogonalized_layers": self.orthogonalized,
+            "loaded_tensors": self.loaded,
+            "notes": self.notes,
+        }
+
+
+def apply_init(
+    model: nn.Module,
+    spec: InitSpec,
+    num_classes: int,
+    seed: int = 0,
+    predictor: Predictor | None = None,
+    ghn_num_classes: int | None = None,
+    ghn_path: Path | None = None,
+) -> InitReport:
+    """Initialise ``model`` (on the CPU) in place according to ``spec``.
+
+    ``predictor``/``ghn_num_classes`` replace the GHN engine (tests, or a GHN already loaded);
+    by default ``spec.ghn`` is resolved with ``ghnctl.hub.resolve_ghn`` (or ``ghn_path``, already
+    resolved, e.g. by the CLI with download feedback), loaded with ``ghnctl.ghn.load_ghn`` and
+    predicted with ``ghnctl.predict.predict_parameters``. The noise is drawn from a generator
+    seeded with ``seed`` and the predictor runs under a forked, seeded global RNG, so the result is
+    reproducible and the caller's RNG is untouched.
+    """
+    report = InitReport(init=spec.to_dict())
+    if spec.kind == "random":
+        return report
+    if spec.kind == "file":
+        assert spec.path is not None
+        report.loaded = load_file_init(model, spec.path)
+        return report
+
+    if predictor is None:
+        predictor, ghn_num_classes = _engine_predictor(str(ghn_path or spec.ghn), report)
+    predict_classifier = ghn_num_classes is None or ghn_num_classes == num_classes
+    report.ghn_num_classes = ghn_num_classes
+    report.classifier_predicted = predict_classifier
+    name, _ = classifier_module(model)
+    report.classifier = name
+    if not predict_classifier:
+        report.notes.append(
+            f"the GHN predicts {ghn_num_classes} classes and the data has {num_classes}: "
+            f"classifier {name!r} keeps its random initialisation"
+        )
+    predict_into(model, predictor, predict_classifier, seed)
+
+    generator = torch.Generator().manual_seed(seed)
+    if spec.noise > 0:
+        report.noised = add_noise_(model, spec.noise, generator)
+    if spec.orth:
+        report.orthogonalized = orthogonalize_(model)
+    return report
+
+
+def predict_into(model: nn.Module, predictor: Predictor, predict_classifier: bool, seed: int) -> None:
+    """Run ``predictor`` and make sure its result is in ``model``.
+
+    The classifier's tensors are restored afterwards when ``predict_classifier`` is false, whether
+    or not the predictor honoured the flag.
+    """
+    _, head = classifier_module(model)
+    saved = {k: v.detach().clone() for k, v in head.named_parameters(recurse=False)} if head is not None else {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # graph construction draws a dummy input from the global RNG
+        result = predictor(model, predict_classifier)
+    if isinstance(result, nn.Module) and result is not model:
+        result = result.state_dict()
+    if isinstance(result, Mapping):
+        own = model.state_dict()
+        unknown = [k for k in result if k not in own]
+        if unknown:
+            raise InitError(f"the GHN returned tensors the model does not have: {', '.join(unknown[:5])}")
+        with torch.no_grad():
+            for key, value in result.items():
+                if own[key].shape != value.shape:
+                    raise InitError(
+                        f"the GHN predicted {key!r} with shape {tuple(value.shape)}, "
+                        f"the model has {tuple(own[key].shape)}"
+                    )
+                own[key].copy_(value)
+    if not predict_classifier and head is not None:
+        with torch.no_grad():
+            for key, value in head.named_parameters(recurse=False):
+                value.copy_(saved[key])
+
+
+def _engine_predictor(ghn_ref: str, report: InitReport) -> tuple[Predictor, int | None]:
+    """Load the GHN ``ghn_ref`` (a hub name, ``auto``, a URL or a path) and wrap the engine's predict."""
+    from ghnctl.ghn import load_ghn
+    from ghnctl.hub import resolve_ghn
+    from ghnctl.predict import predict_parameters
+
+    ghn = load_ghn(resolve_ghn(ghn_ref))
+    ghn_classes = _ghn_num_classes(ghn)
+
+    def predict(model: nn.Module, predict_classifier: bool) -> None:
+        # Spec section 6: running statistics tracked (the engine keeps no gradients and the full graph).
+        _, prediction = predict_parameters(
+            ghn, model, predict_class_layers=predict_classifier, bn_track_running_stats=True, return_report=True
+        )
+        report.predicted = len(prediction.predicted)
+        report.unpredicted = [p.name for p in prediction.unpredicted]
+        report.notes.extend(prediction.warnings)
+
+    return predict, ghn_classes
+
+
+def _ghn_num_classes(ghn: Any) -> int | None:
+    for holder in (getattr(ghn, "config", None), ghn):
+        value = getattr(holder, "num_classes", None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# layers and the noise / orthogonalisation of the official recipe
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules with a ``weight`` of two or more dimensions, in ``model.modules()`` order."""
+    out = []
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
+            out.append((name, module))
+    return out
+
+
+def classifier_module(model: nn.Module) -> tuple[str | None, nn.Module | None]:
+    """The last module with a >=2-D weight: the classifier, by the official convention."""
+    layers = weight_layers(model)
+    return layers[-1] if layers else (None, None)
+
+
+def _tall(weight: torch.Tensor) -> torch.Tensor:
+    """The weight as a 2-D matrix (out, rest), transposed when it is wide (official weights2mat)."""
+    w2d = weight.reshape(weight.shape[0], -1)
+    return w2d.t() if w2d.shape[0] < w2d.shape[1] else w2d
+
+
+def corr_std(weight: torch.Tensor) -> float:
+    """``torch.corrcoef(W2d).flatten().std()`` without building the n x n matrix.
+
+    With Xn the centred, unit-norm rows: sum(C) = ||Xn^T 1||^2 and sum(C^2) = ||Xn^T Xn||_F^2.
+    Zero-variance rows are left out. Returns 0.0 when fewer than two rows vary.
+    """
+    x = _tall(weight.detach()).to(torch.float64)
+    x = x - x.mean(dim=1, keepdim=True)
+    norms = x.norm(dim=1)
+    x = x[norms > 0] / norms[norms > 0].unsqueeze(1)
+    n = x.shape[0]
+    if n < 2:
+        return 0.0
+    total = x.sum(dim=0).square().sum()
+    total_sq = (x.t() @ x).square().sum()
+    count = n * n
+    var = (total_sq - total * total / count) / (count - 1)
+    return float(var.clamp_min(0).sqrt())
+
+
+@torch.no_grad()
+def add_noise_(model: nn.Module, beta: float, generator: torch.Generator) -> int:
+    """Official symmetry-breaking noise on every >=2-D weight but the last; returns the layer count."""
+    layers = weight_layers(model)[:-1]
+    for _, module in layers:
+        weight = module.weight
+        std = corr_std(weight)
+        noise = torch.randn(weight.shape, generator=generator, dtype=torch.float32)
+        weight.add_(noise.to(weight.device, weight.dtype), alpha=beta * std)
+    return len(layers)
+
+
+def orthogonalize(weight: torch.Tensor) -> torch.Tensor:
+    """The Q factor of the QR decomposition of the tall 2-D weight, signs fixed by diag(R)."""
+    w2d = weight.reshape(weight.shape[0], -1)
+    transposed = w2d.shape[0] < w2d.shape[1]
+    mat = (w2d.t() if transposed else w2d).to(torch.float64)
+    q, r = torch.linalg.qr(mat)
+    sign = torch.sign(torch.diagonal(r))
+    q = q * torch.where(sign == 0, torch.ones_like(sign), sign)
+    if transposed:
+        q = q.t()
+    return q.reshape(weight.shape).to(weight.dtype)
+
+
+@torch.no_grad()
+def orthogonalize_(model: nn.Module) -> int:
+    layers = weight_layers(model)[:-1]
+    for _, module in layers:
+        module.weight.copy_(orthogonalize(module.weight))
+    return len(layers)
+
+
+# --------------------------------------------------------------------------------------------
+# file:PATH
+
+
+def load_file_init(model: nn.Module, path: Path) -> int:
+    """Load parameters (and buffers present in the file) strictly; return the tensor count."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise InitError(f"init file {str(path)!r} does not exist")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InitError(f"cannot read {str(path)!r} as safetensors: {exc}") from exc
+    params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    missing = [k for k in params if k not in tensors]
+    unknown = [k for k in tensors if k not in params and k not in buffers]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unknown:
+            parts.append(f"{len(unknown)} unexpected (e.g. {', '.join(unknown[:3])})")
+        raise InitError(
+            f"{path.name} does not match the model: " + "; ".join(parts),
+            hint="was it made for this model (and number of classes)?",
+        )
+    own = {**buffers, **params}
+    for key, value in tensors.items():
+        if own[key].shape != value.shape:
+            raise InitError(
+                f"{path.name}: {key!r} has shape {tuple(value.shape)}, the model has {tuple(own[key].shape)}",
+                hint="was it made for this model (and number of classes)?",
+            )
+    with torch.no_grad():
+        for key, value in tensors.items():
+            own[key].copy_(value)
+    return len(tensors)
