@@ -196,6 +196,8 @@ def finetune(
     from ghnctl.finetune import resolve_device
 
     resolve_device(config.device)  # a missing CUDA/MPS is reported before the data is loaded
+    # The GHN is resolved (downloaded if needed) before the data too: a missing GHN fails fast.
+    ghn_path = _resolve_ghn(output, init_spec) if resume is None else None
 
     from ghnctl import data as data_mod
 
@@ -204,7 +206,7 @@ def finetune(
     spec = _build_model(output, args["model"], bundle, config.seed)
     report = None
     if resume is None:
-        report = _initialise(output, spec.model, init_spec, bundle, config.seed)
+        report = _initialise(output, spec.model, init_spec, bundle, config.seed, ghn_path)
 
     meta = {
         "model": args["model"],
@@ -363,14 +365,18 @@ def _build_model(output: Output, spec: str, bundle: DataBundle, seed: int) -> An
         return zoo.resolve_model(spec, num_classes=bundle.num_classes, image_size=bundle.info.image_size, seed=seed)
 
 
-def _initialise(output: Output, model: Any, init_spec: InitSpec, bundle: DataBundle, seed: int) -> InitReport:
+def _resolve_ghn(output: Output, init_spec: InitSpec) -> Path | None:
+    if init_spec.kind != "ghn":
+        return None
+    from ghnctl.cli.hub import resolve_ghn_cli
+
+    return resolve_ghn_cli(output, init_spec.ghn)  # downloads with a progress bar when needed
+
+
+def _initialise(output: Output, model: Any, init_spec: InitSpec, bundle: DataBundle, seed: int,
+                ghn_path: Path | None) -> InitReport:
     from ghnctl.inits import apply_init
 
-    ghn_path = None
-    if init_spec.kind == "ghn":
-        from ghnctl.cli.hub import resolve_ghn_cli
-
-        ghn_path = resolve_ghn_cli(output, init_spec.ghn)  # downloads with a progress bar when needed
     message = {
         "ghn": f"predicting parameters with {ghn_path.name if ghn_path else init_spec.ghn} ...",
         "file": f"loading {init_spec.path} ...",
