@@ -71,13 +71,19 @@ def test_existing_output_is_refused_without_force(cli, tiny_ghn: Path, tmp_path:
     assert out.read_bytes() != b"keep me"
 
 
-@pytest.mark.parametrize("content", [None, b"", b"garbage, not a GHN", "truncated", "not-a-ghn"])
+@pytest.mark.parametrize("content", [None, b"", b"garbage, not a GHN", "truncated", "not-a-ghn", "mismatch"])
 def test_bad_ghn_files_give_one_line_and_no_output(cli, tiny_ghn: Path, tmp_path: Path, content) -> None:
     ghn = tmp_path / "bad.safetensors"
     if content == "truncated":
         ghn.write_bytes(tiny_ghn.read_bytes()[: tiny_ghn.stat().st_size // 2])
     elif content == "not-a-ghn":
         save_file({"weight": torch.zeros(3)}, str(ghn))
+    elif content == "mismatch":  # the config in the metadata does not fit the tensors
+        with safe_open(tiny_ghn, "pt") as f:
+            meta = f.metadata()
+        cfg = json.loads(meta["ghn_config"])
+        meta["ghn_config"] = json.dumps({**cfg, "hid": cfg["hid"] * 2})
+        save_file(load_file(tiny_ghn), str(ghn), metadata=meta)
     elif content is not None:
         ghn.write_bytes(content)
     out = tmp_path / "out.safetensors"
