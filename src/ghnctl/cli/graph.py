@@ -53,7 +53,10 @@ def graph_command(
     ] = None,
     engine: Annotated[
         str,
-        typer.Option(help="How to draw: dot (Graphviz), python (built in) or auto (dot when installed, built in above 250 drawn nodes where dot takes minutes)."),
+        typer.Option(
+            help="How to draw: dot (Graphviz), python (built in) or auto "
+            "(dot when installed, built in above 250 drawn nodes where dot takes minutes)."
+        ),
     ] = "auto",
     collapse: Annotated[
         bool,

@@ -7,7 +7,7 @@ resolving them through the class hierarchy, and record a warning instead.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

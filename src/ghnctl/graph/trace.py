@@ -14,8 +14,9 @@ BatchNorm running statistics and consumes the global RNG. We run the same forwar
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
