@@ -103,3 +103,26 @@ def test_forward_failure_names_image_size() -> None:
         build_graph(torchvision.models.vit_b_16(), "vit_b_16", image_size=32)
     assert "vit_b_16" in info.value.message
     assert "--image-size" in (info.value.hint or "")
+
+
+# Node / 1-hop edge counts of the official graphs for architectures without a golden file, from the
+# reverse-engineered spec (../shared/docs/ghn3-format.md, section 4.10; default constructors).
+SPEC_COUNTS = {
+    "alexnet": (21, 20, {}),
+    "swin_t": (170, 193, {"msa": 12}),
+    "googlenet": (154, 180, {}),
+    "regnet_x_400mf": (168, 189, {}),
+    "inception_v3": (228, 262, {}),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(SPEC_COUNTS))
+def test_graph_counts_from_the_spec(arch: str) -> None:
+    nodes, edges, ops = SPEC_COUNTS[arch]
+    kwargs = {"init_weights": True} if arch in ("googlenet", "inception_v3") else {}
+    graph = build_graph(torchvision.models.get_model(arch, **kwargs), arch)
+    assert (graph.num_nodes, graph.num_edges) == (nodes, edges)
+    for op, count in ops.items():
+        assert graph.op_histogram()[op] == count
+    if arch == "inception_v3":
+        assert graph.image_size == (3, 299, 299)
