@@ -148,7 +148,7 @@ def _graph_json(graph: GhnGraph, spec: ModelSpec, picture: Path | None) -> dict[
 def _print_summary(
     output: Output, graph: GhnGraph, spec: ModelSpec, data: dict[str, Any], picture: Path | None
 ) -> None:
-    from rich.columns import Columns
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
@@ -160,15 +160,15 @@ def _print_summary(
         f"depth [bold]{graph.depth}[/]   diameter [bold]{graph.diameter}[/]\n"
     )
 
-    ops = Table(title="node types", title_justify="left", show_edge=False)
+    ops = Table(title="node types", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     ops.add_column("op")
     ops.add_column("nodes", justify="right")
     for op, count in graph.op_histogram().items():
         ops.add_row(op, str(count))
 
     coverage = data["params"]
-    params = Table(title="trainable parameters", title_justify="left", show_edge=False)
-    params.add_column("")
+    params = Table(title="trainable parameters", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    params.add_column("where")
     params.add_column("tensors", justify="right")
     params.add_column("values", justify="right")
     for label, key in (("in the graph (predicted)", "covered"), ("not in the graph", "not_covered")):
@@ -176,7 +176,10 @@ def _print_summary(
         style = "yellow" if key == "not_covered" and count else None
         params.add_row(label, str(count), f"{numel:,}", style=style)
 
-    console.print(Columns([ops, params], padding=(0, 4)))
+    # side by side, top-aligned, with a clear gutter (rich Columns squeezes headerless tables)
+    layout = Table.grid(padding=(0, 6))
+    layout.add_row(ops, params)
+    console.print(layout)
     # The graph's warnings name what is not covered and why (e.g. ConvNeXt's layer_scale).
     for warning in graph.warnings:
         output.warn(warning)
