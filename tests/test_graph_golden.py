@@ -126,3 +126,19 @@ def test_graph_counts_from_the_spec(arch: str) -> None:
         assert graph.op_histogram()[op] == count
     if arch == "inception_v3":
         assert graph.image_size == (3, 299, 299)
+
+
+def test_auto_trace_mode_picks_by_cost_and_both_modes_agree() -> None:
+    from ghnctl.graph.build import _real_trace_is_cheaper
+
+    small = torchvision.models.mobilenet_v3_small()  # ~29k parameters per layer: real is cheaper
+    big = torchvision.models.resnet18()  # ~285k per layer: fake is cheaper
+    assert _real_trace_is_cheaper(small)
+    assert not _real_trace_is_cheaper(big)
+    assert not _real_trace_is_cheaper(torchvision.models.mobilenet_v3_small().to("meta"))
+    for model in (small, big):
+        fake = build_graph(model, trace_mode="fake")
+        real = build_graph(model, trace_mode="real")
+        auto = build_graph(model)
+        assert [n.name for n in fake.nodes] == [n.name for n in real.nodes] == [n.name for n in auto.nodes]
+        assert torch.equal(fake.dist, real.dist) and torch.equal(fake.dist, auto.dist)

@@ -354,8 +354,8 @@ def build_graph(
 
     The model is left exactly as it was (parameters, buffers such as BatchNorm statistics, and the
     global RNG state). ``trace_mode``: ``fake`` traces without arithmetic, ``real`` runs the real
-    forward pass on protected copies; ``auto`` tries ``fake`` and uses ``real`` only for models
-    whose forward needs real values.
+    forward pass on protected copies (parameters detached, buffers cloned, RNG forked); ``auto``
+    picks the cheaper one by a cost model and falls back to the other if the forward fails.
     """
     size = _normalise_size(image_size, model)
     raw = _trace_model(model, arch, size, trace_mode)
@@ -369,8 +369,29 @@ def build_graph(
                     warnings=warnings, uncovered=uncovered)
 
 
+# Cost model for ``trace_mode="auto"``. Both modes give the same graph; only the time differs. Fake
+# tracing costs ~40 us per op whatever the tensor sizes; a real forward costs its arithmetic. Models
+# with few parameters per layer (MobileNetV3-small, ShuffleNet, MnasNet-0.5) do little arithmetic
+# per op, and a real forward is up to 2.4x faster for them; above ~30k parameters per layer real
+# tracing was never reliably faster on the torchvision models (docs/benchmarks.md).
+REAL_TRACE_MAX_PARAMS_PER_LAYER = 30_000
+REAL_TRACE_MAX_PARAMS = 12_000_000
+
+
+def _real_trace_is_cheaper(model: nn.Module) -> bool:
+    params = list(model.parameters())
+    if not params or any(p.device.type == "meta" for p in params):
+        return False
+    total = sum(p.numel() for p in params)
+    layers = sum(1 for m in model.modules() if any(True for _ in m.parameters(recurse=False)))
+    return total <= REAL_TRACE_MAX_PARAMS and total / max(layers, 1) < REAL_TRACE_MAX_PARAMS_PER_LAYER
+
+
 def _trace_model(model: nn.Module, arch: str, size: tuple[int, int, int], mode: str):
-    modes = ["fake", "real"] if mode == "auto" else [mode]
+    if mode == "auto":
+        modes = ["real", "fake"] if _real_trace_is_cheaper(model) else ["fake", "real"]
+    else:
+        modes = [mode]
     last: Exception | None = None
     for m in modes:
         try:
