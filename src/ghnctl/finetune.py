@@ -40,6 +40,7 @@ from torch import nn
 
 from ghnctl import io
 from ghnctl.data import DataBundle, DataError, Normalizer, eval_loader, train_loader
+from ghnctl.devices import resolve_device
 from ghnctl.errors import GhnctlError, UsageError
 
 STATE_FORMAT = "ghnctl-finetune-state/1"
@@ -279,26 +280,6 @@ class History:
 
 # --------------------------------------------------------------------------------------------
 # runtime pieces
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda, then mps, then cpu; an explicit device must exist (UsageError)."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name} but CUDA is not available", hint="use --device cpu or auto")
-    if name.startswith("mps") and not _mps_available():
-        raise UsageError(f"--device {name} but MPS is not available", hint="use --device cpu or auto")
-    return torch.device(name)
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
 
 
 def resolve_amp(config: FinetuneConfig, device: torch.device) -> torch.dtype | None:

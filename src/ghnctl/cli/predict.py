@@ -135,19 +135,9 @@ def _output_paths(models: list[str], out: Path | None, out_dir: Path | None, for
 
 
 def _device(name: str) -> str:
-    import torch
+    from ghnctl.devices import resolve_device
 
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu"
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise UsageError(f"unknown device {name!r}", hint="use cpu, cuda, mps or auto")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("CUDA is not available on this machine", hint="use --device cpu")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("MPS is not available on this machine", hint="use --device cpu")
-    return name
+    return str(resolve_device(name))
 
 
 def _sha256(path: Path) -> str:

@@ -388,10 +388,9 @@ def _real_trace_is_cheaper(model: nn.Module) -> bool:
 
 
 def _trace_model(model: nn.Module, arch: str, size: tuple[int, int, int], mode: str):
+    modes = [mode]
     if mode == "auto":
         modes = ["real", "fake"] if _real_trace_is_cheaper(model) else ["fake", "real"]
-    else:
-        modes = [mode]
     last: Exception | None = None
     for m in modes:
         try:
