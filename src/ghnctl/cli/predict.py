@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +90,12 @@ def predict_command(
     ghn_path = resolve_ghn_cli(output, ghn, offline=offline)
     with output.status(f"loading GHN {ghn_path.name} ..."):
         from ghnctl.ghn import load_ghn
+        from ghnctl.io import sha256_file
 
         t0 = time.perf_counter()
         net = load_ghn(ghn_path, device=dev)
         load_s = time.perf_counter() - t0
-        ghn_sha = _sha256(ghn_path)
+        ghn_sha = sha256_file(ghn_path)
     ghn_name = _ghn_name(ghn, ghn_path)
 
     results = []
@@ -138,14 +138,6 @@ def _device(name: str) -> str:
     from ghnctl.devices import resolve_device
 
     return str(resolve_device(name))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 23), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _ghn_name(spec: str, path: Path) -> str:

@@ -19,7 +19,6 @@ where the file goes once verified: see ``pull``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ghnctl import __version__
 from ghnctl.errors import ChecksumMismatch, GhnctlError
+from ghnctl.io import sha256_file
 
 if TYPE_CHECKING:
     import requests
@@ -325,15 +325,6 @@ def _verify(target: Target, part: Path, declared: _Declared, emit: Callable[[Dow
         "registry" if target.sha256 else "server" if declared.sha256 else "computed"
     )
     return Fetched(part, size, digest, source)
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------
