@@ -7,6 +7,7 @@ images through the model and records each parameterised layer's output standard 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,7 @@ class LayerStat:
 
 
 def _flag(std: float) -> str | None:
-    if not torch.isfinite(torch.tensor(std)):
+    if not math.isfinite(std):
         return "non-finite"
     if std > EXPLODE_ABOVE:
         return "explodes"

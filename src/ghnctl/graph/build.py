@@ -12,7 +12,6 @@ and predecessor sets, which gives the same graph in a fraction of the time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -185,21 +184,10 @@ def _fix_weight_edges(nodes: list[RawNode], adj: _Adjacency) -> None:
                     adj.add(i, k)
 
 
-def _count_paths(succ: list[set[int]], src: int, dst: int, cap: int = 2) -> int:
+def _count_paths(succ: list[set[int]], pred: list[set[int]], src: int, dst: int, cap: int = 2) -> int:
     """Number of simple paths src -> dst, counting stops at ``cap``."""
     # restrict the search to nodes that can reach dst, so every branch makes progress
-    pred: dict[int, list[int]] = {}
-    for u, vs in enumerate(succ):
-        for v in vs:
-            pred.setdefault(v, []).append(u)
-    reach = {dst}
-    todo = [dst]
-    while todo:
-        v = todo.pop()
-        for u in pred.get(v, ()):
-            if u not in reach:
-                reach.add(u)
-                todo.append(u)
+    reach = _reachable(pred, dst)
     if src not in reach:
         return 0
     count = 0
@@ -222,13 +210,13 @@ def _count_paths(succ: list[set[int]], src: int, dst: int, cap: int = 2) -> int:
 
 def _fix_softmax_edges(nodes: list[RawNode], adj: _Adjacency) -> None:
     """Route attention inputs through the softmax node, as in DeepNets-1M graphs (in place)."""
-    snapshot = [set(s) for s in adj.succ]  # paths are counted on the graph as it was
+    snapshot = adj.copy()  # paths are counted on the graph as it was
     for i, node in enumerate(nodes):
         if "softmax" not in node.name.lower():
             continue
         for out in adj.out(i):
             for j in sorted(adj.pred[out] - {i}):
-                n_paths = _count_paths(snapshot, j, out)
+                n_paths = _count_paths(snapshot.succ, snapshot.pred, j, out)
                 if n_paths > 1 or not adj.has(i, j):
                     adj.remove(j, out)
                 if n_paths == 1 and not adj.has(i, j):
@@ -314,11 +302,6 @@ def distance_matrix(adj: _Adjacency, cutoff: int = VE_CUTOFF) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------
 # Public entry point
-
-
-@dataclass(frozen=True)
-class TraceOptions:
-    mode: str = "fake"  # "fake" (no arithmetic, default) or "real"
 
 
 def default_image_size(model: nn.Module) -> tuple[int, int, int]:

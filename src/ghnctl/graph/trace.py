@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,7 +34,6 @@ class RawNode:
     size: tuple[int, ...] | None = None  # parameter size
     kernel_size: str | None = None  # str() of the autograd node's saved kernel_size, if any
     is_param: bool = False
-    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -196,15 +195,13 @@ def _walk(outputs: list[torch.Tensor], params: dict[int, tuple[str, nn.Module, s
             if pos == len(children):
                 stack.pop()
                 continue
-            frame[5] = pos + 1
             child = children[pos]
-            if child in seen:
-                child_link, child_name = seen[child]
-            else:
+            if child not in seen:
+                # walk the child first; this position is handled when its frame is done
                 stack.append(open_frame(child))
-                # the edge from this child is added when we come back to this frame
-                frame[5] = pos  # revisit the same child position after it returns
                 continue
+            frame[5] = pos + 1
+            child_link, child_name = seen[child]
             if child_link is not None and child_link != start:
                 edges.append((start, child_link) if "bias" in child_name else (child_link, start))
     return RawGraph(nodes, edges)
