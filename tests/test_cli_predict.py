@@ -60,6 +60,44 @@ def test_predict_is_deterministic_and_several_models_match_alone(cli, tiny_ghn: 
     assert (outdir / "resnet18.safetensors").is_file()
 
 
+NET_WITH_UNPREDICTED_PARAM = """
+import torch
+from torch import nn
+
+
+class Scale(nn.Module):  # not a module type the GHN predicts: keeps its own random init
+    def __init__(self, n):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(n))
+
+    def forward(self, x):
+        return x * self.w.view(1, -1, 1, 1)
+
+
+def net(num_classes=10):
+    return nn.Sequential(nn.Conv2d(3, 8, 3), Scale(8), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, num_classes))
+"""
+
+
+def test_seed_fixes_the_tensors_the_ghn_does_not_predict(cli, tiny_ghn: Path, tmp_path: Path) -> None:
+    factory = tmp_path / "scalenet.py"
+    factory.write_text(NET_WITH_UNPREDICTED_PARAM)
+    files = {}
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        files[name] = tmp_path / f"{name}.safetensors"
+        res = cli("predict", f"{factory}:net", "--image-size", "32", "--ghn", tiny_ghn,
+                  "-o", files[name], "--seed", seed)
+        assert res.exit_code == 0, res.stderr
+    a, b, c = (load_file(files[k]) for k in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same file
+    assert not torch.equal(a["1.w"], c["1.w"])  # the unpredicted tensor follows the seed
+    assert torch.equal(a["0.weight"], c["0.weight"])  # predicted ones do not
+    torch.manual_seed(1)
+    torch.nn.Conv2d(3, 8, 3)  # the factory builds the conv first, then Scale draws its values
+    assert torch.equal(a["1.w"], torch.randn(8))
+
+
 def test_existing_output_is_refused_without_force(cli, tiny_ghn: Path, tmp_path: Path) -> None:
     out = tmp_path / "r18.safetensors"
     out.write_bytes(b"keep me")

@@ -156,7 +156,7 @@ def _predict_one(output: Output, net: Any, spec_text: str, path: Path, num_class
     from ghnctl.graph import build_graph
     from ghnctl.predict import predict_parameters
 
-    spec = load_model(output, spec_text, num_classes, image_size)
+    spec = load_model(output, spec_text, num_classes, image_size, seed=seed)
     model = spec.model.to(device)
     with output.status(f"tracing {spec.arch} ..."):
         t0 = time.perf_counter()
