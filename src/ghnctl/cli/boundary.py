@@ -17,6 +17,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from ghnctl.cli.help import tidy
 from ghnctl.cli.options import DEBUG_KEY
 from ghnctl.cli.output import Output
 from ghnctl.errors import GhnctlError
@@ -33,7 +34,14 @@ _PASS_THROUGH = _typer_exception_types()
 
 
 class GhnctlGroup(TyperGroup):
-    """Typer's group with the error boundary around every command it runs."""
+    """Typer's group with the error boundary around every command it runs, and tidy help screens."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy(self)
+
+    def add_command(self, cmd: Any, name: str | None = None) -> None:
+        super().add_command(tidy(cmd), name)
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:

@@ -1,6 +1,9 @@
 """Option aliases shared by the commands, so every command spells and documents them alike.
 
 Use them as parameter annotations: ``def cmd(json_out: JsonOut = False, force: Force = False)``.
+One definition per option: the same flag, short alias, help and default in every command. Where a
+default must differ between commands (``--noise``), the option is built by a function that takes
+the default and says why in its help.
 """
 
 from __future__ import annotations
@@ -59,5 +62,49 @@ ImageSize = Annotated[
         "-s",
         min=1,
         help="Side of the square input image (default: 224; 299 for inception_v3).",
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Options of every command that uses a GHN, a device or the network.
+
+DEFAULT_DEVICE = "auto"
+DEFAULT_GHN = "auto"
+DEFAULT_SEED = 0
+
+Device = Annotated[
+    str,
+    typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
+]
+Ghn = Annotated[
+    str,
+    typer.Option(
+        "--ghn",
+        "-g",
+        help="GHN: a name from `ghnctl ghn list`, a checkpoint file (official .pt or ghnctl .safetensors), "
+        "an http(s) URL, or auto (the best cached official GHN-3, else download ghn3xlm16).",
+    ),
+]
+Offline = Annotated[
+    bool, typer.Option("--offline", help="Never use the network (also GHNCTL_OFFLINE=1 or HF_HUB_OFFLINE=1).")
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the model's own init and of every random choice.")]
+
+
+def noise_option(why: str) -> typer.models.OptionInfo:
+    """``--noise BETA``: the fine-tuning recipe's symmetry-breaking noise; ``why`` explains the default."""
+    return typer.Option(
+        "--noise", min=0.0, help=f"Noise scale beta added to predicted weights (0 = none). {why}"
+    )
+
+
+Data = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        help="cifar10, cifar100, an ImageFolder tree (train/ [+ val/ or test/]) or a .tar.gz of one.",
+        show_default=False,
     ),
 ]
