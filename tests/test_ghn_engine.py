@@ -230,7 +230,7 @@ def test_mismatched_model_and_graph_lists() -> None:
 
 
 def test_channel_families_merge_only_into_supersets_and_only_when_cheaper() -> None:
-    from ghnctl.predict import merge_channel_families
+    from ghnctl.ghn.decoding import merge_channel_families
 
     requests = {(384, 384): 36, (384, 256): 7, (256, 64): 4, (64, 64): 28, (64, 3): 49, (128, 384): 3}
     family = merge_channel_families(requests)

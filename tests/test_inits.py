@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from ghnctl import inits
+from ghnctl import inits, perturb
 from ghnctl.errors import UsageError
 from test_finetune_support import tiny_net
 
@@ -59,36 +59,36 @@ def test_corr_std_matches_corrcoef(shape) -> None:
     w2d = w.reshape(shape[0], -1)
     tall = w2d.t() if w2d.shape[0] < w2d.shape[1] else w2d  # official weights2mat
     expected = torch.corrcoef(tall.double()).flatten().std().item()
-    assert inits.corr_std(w) == pytest.approx(expected, rel=1e-9)
+    assert perturb.corr_std(w) == pytest.approx(expected, rel=1e-9)
 
 
 def test_corr_std_ignores_constant_rows() -> None:
     w = torch.randn(10, 4, generator=torch.Generator().manual_seed(1))
     w[3] = 0.5  # torch.corrcoef gives NaN for this row: the official noise would become NaN
     expected = torch.corrcoef(torch.cat([w[:3], w[4:]]).double()).flatten().std().item()
-    assert inits.corr_std(w) == pytest.approx(expected, rel=1e-9)
-    assert inits.corr_std(torch.ones(5, 3)) == 0.0
+    assert perturb.corr_std(w) == pytest.approx(expected, rel=1e-9)
+    assert perturb.corr_std(torch.ones(5, 3)) == 0.0
 
 
 def test_noise_skips_the_classifier_biases_and_norms() -> None:
     net = tiny_net()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    n = inits.add_noise_(net, 1e-2, torch.Generator().manual_seed(0))
+    n = perturb.add_noise_(net, 1e-2, torch.Generator().manual_seed(0))
     after = net.state_dict()
     assert n == 1  # conv only: the linear layer is the classifier
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"0.weight"}
     delta = (after["0.weight"] - before["0.weight"]).std().item()
-    assert delta == pytest.approx(1e-2 * inits.corr_std(before["0.weight"]), rel=0.3)
+    assert delta == pytest.approx(1e-2 * perturb.corr_std(before["0.weight"]), rel=0.3)
     again = tiny_net()
-    inits.add_noise_(again, 1e-2, torch.Generator().manual_seed(0))
+    perturb.add_noise_(again, 1e-2, torch.Generator().manual_seed(0))
     assert torch.equal(again.state_dict()["0.weight"], after["0.weight"])  # seeded
 
 
 @pytest.mark.parametrize("shape", [(16, 4), (4, 16), (8, 3, 3, 3), (32, 8, 1, 1)])
 def test_orthogonalize_gives_the_signed_q_factor(shape) -> None:
     w = torch.randn(shape, generator=torch.Generator().manual_seed(2))
-    q = inits.orthogonalize(w)
+    q = perturb.orthogonalize(w)
     assert q.shape == w.shape
     m = q.reshape(shape[0], -1)
     tall = m.t() if m.shape[0] < m.shape[1] else m
@@ -104,9 +104,9 @@ def test_orthogonalize_gives_the_signed_q_factor(shape) -> None:
 def test_classifier_is_the_last_2d_weight() -> None:
     import torchvision
 
-    assert inits.classifier_module(torchvision.models.resnet18())[0] == "fc"
-    assert inits.classifier_module(torchvision.models.squeezenet1_0())[0] == "classifier.1"  # a conv
-    assert inits.classifier_module(nn.ReLU()) == (None, None)
+    assert perturb.classifier_module(torchvision.models.resnet18())[0] == "fc"
+    assert perturb.classifier_module(torchvision.models.squeezenet1_0())[0] == "classifier.1"  # a conv
+    assert perturb.classifier_module(nn.ReLU()) == (None, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_ghn_init_with_the_engine_and_golden_checkpoint(shared_dir) -> None:
     net = torchvision.models.resnet18(num_classes=5)
     report = inits.apply_init(net, inits.InitSpec("ghn", ghn=str(ckpt)), num_classes=5)
     assert report.ghn_num_classes == 10 and report.classifier_predicted is False
-    assert report.predicted and report.noised == len(inits.weight_layers(net)) - 1
+    assert report.predicted and report.noised == len(perturb.weight_layers(net)) - 1
     assert torch.equal(net.fc.weight, random_net.fc.weight) and torch.equal(net.fc.bias, random_net.fc.bias)
     assert not torch.equal(net.conv1.weight, random_net.conv1.weight)
 

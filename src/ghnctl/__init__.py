@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 # public name -> (module, attribute); resolved on first attribute access.
 _LAZY: dict[str, tuple[str, str]] = {
     "build_graph": ("ghnctl.graph", "build_graph"),
-    "load_ghn": ("ghnctl.ghn", "load_ghn"),
+    "init_model": ("ghnctl.predict", "init_model"),
+    "load_ghn": ("ghnctl.loader", "load_ghn"),
     "predict_parameters": ("ghnctl.predict", "predict_parameters"),
     "resolve_model": ("ghnctl.zoo", "resolve_model"),
 }

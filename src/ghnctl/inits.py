@@ -12,13 +12,7 @@
 * ``file:PATH``: parameters loaded strictly from a safetensors file (e.g. ``ghnctl predict`` output):
   every parameter must be present with its shape and nothing unknown may be in the file; buffers
   (BN running statistics) are loaded when present.
-
-About ``W2d`` in the noise formula: the official ``get_corr`` reshapes the weight to
-``(out, -1)`` and transposes it when it has fewer rows than columns, so the correlations are taken
-between the rows of the *taller* orientation. ghnctl follows that code. Its standard deviation is
-computed from the small Gram matrix (``||C||_F^2 = ||Xn^T Xn||_F^2``) instead of materialising the
-n x n correlation matrix, which for e.g. VGG's 4096x25088 layer would be 2.5 GB; rows with zero
-variance (NaN correlations in ``torch.corrcoef``) are left out instead of turning the noise into NaN.
+The noise and orthogonalisation are ``ghnctl.perturb``'s.
 """
 
 from __future__ import annotations
@@ -33,9 +27,9 @@ import torch
 from torch import nn
 
 from ghnctl.errors import GhnctlError, UsageError
+from ghnctl.perturb import DEFAULT_NOISE, classifier_module, perturb_
 
 DEFAULT_GHN = "auto"  # the hub's choice: best cached official GHN-3, else ghn3xlm16
-DEFAULT_NOISE = 1e-5
 INIT_KINDS = ("ghn", "random", "file")
 
 # A predictor takes the model and whether to predict the classifier, and either writes the
@@ -141,12 +135,11 @@ def apply_init(
 ) -> InitReport:
     """Initialise ``model`` (on the CPU) in place according to ``spec``.
 
-    ``predictor``/``ghn_num_classes`` replace the GHN engine (tests, or a GHN already loaded);
-    by default ``spec.ghn`` is resolved with ``ghnctl.hub.resolve_ghn`` (or ``ghn_path``, already
-    resolved, e.g. by the CLI with download feedback), loaded with ``ghnctl.ghn.load_ghn`` and
-    predicted with ``ghnctl.predict.predict_parameters``. The noise is drawn from a generator
-    seeded with ``seed`` and the predictor runs under a forked, seeded global RNG, so the result is
-    reproducible and the caller's RNG is untouched.
+    The GHN path is ``ghnctl.predict.init_model`` on the GHN ``spec.ghn`` (or ``ghn_path``, already
+    resolved, e.g. by the CLI with download feedback), loaded with ``ghnctl.load_ghn``.
+    ``predictor``/``ghn_num_classes`` replace the GHN engine (tests): it runs under a forked,
+    seeded global RNG, then the same perturbations are applied. Either way the result is
+    reproducible from ``seed`` and the caller's RNG is untouched.
     """
     report = InitReport(init=spec.to_dict())
     if spec.kind == "random":
@@ -156,8 +149,12 @@ def apply_init(
         report.loaded = load_file_init(model, spec.path)
         return report
 
+    ghn = None
     if predictor is None:
-        predictor, ghn_num_classes = _engine_predictor(str(ghn_path or spec.ghn), report)
+        from ghnctl.loader import load_ghn
+
+        ghn = load_ghn(ghn_path or spec.ghn)
+        ghn_num_classes = ghn.config.num_classes
     predict_classifier = ghn_num_classes is None or ghn_num_classes == num_classes
     report.ghn_num_classes = ghn_num_classes
     report.classifier_predicted = predict_classifier
@@ -168,13 +165,18 @@ def apply_init(
             f"the GHN predicts {ghn_num_classes} classes and the data has {num_classes}: "
             f"classifier {name!r} keeps its random initialisation"
         )
-    predict_into(model, predictor, predict_classifier, seed)
+    if ghn is not None:
+        from ghnctl.predict import init_model
 
-    generator = torch.Generator().manual_seed(seed)
-    if spec.noise > 0:
-        report.noised = add_noise_(model, spec.noise, generator)
-    if spec.orth:
-        report.orthogonalized = orthogonalize_(model)
+        result = init_model(ghn, model, seed=seed, noise=spec.noise, orth=spec.orth,
+                            predict_class_layers=predict_classifier)
+        report.predicted = len(result.report.predicted)
+        report.unpredicted = [p.name for p in result.report.unpredicted]
+        report.notes.extend(result.report.warnings)
+        report.noised, report.orthogonalized = result.noised, result.orthogonalized
+        return report
+    predict_into(model, predictor, predict_classifier, seed)
+    report.noised, report.orthogonalized = perturb_(model, noise=spec.noise, orth=spec.orth, seed=seed)
     return report
 
 
@@ -208,114 +210,6 @@ def predict_into(model: nn.Module, predictor: Predictor, predict_classifier: boo
         with torch.no_grad():
             for key, value in head.named_parameters(recurse=False):
                 value.copy_(saved[key])
-
-
-def _engine_predictor(ghn_ref: str, report: InitReport) -> tuple[Predictor, int | None]:
-    """Load the GHN ``ghn_ref`` (a hub name, ``auto``, a URL or a path) and wrap the engine's predict."""
-    from ghnctl.ghn import load_ghn
-    from ghnctl.hub import resolve_ghn
-    from ghnctl.predict import predict_parameters
-
-    ghn = load_ghn(resolve_ghn(ghn_ref))
-    ghn_classes = _ghn_num_classes(ghn)
-
-    def predict(model: nn.Module, predict_classifier: bool) -> None:
-        # Spec section 6: running statistics tracked (the engine keeps no gradients and the full graph).
-        _, prediction = predict_parameters(
-            ghn, model, predict_class_layers=predict_classifier, bn_track_running_stats=True, return_report=True
-        )
-        report.predicted = len(prediction.predicted)
-        report.unpredicted = [p.name for p in prediction.unpredicted]
-        report.notes.extend(prediction.warnings)
-
-    return predict, ghn_classes
-
-
-def _ghn_num_classes(ghn: Any) -> int | None:
-    for holder in (getattr(ghn, "config", None), ghn):
-        value = getattr(holder, "num_classes", None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# layers and the noise / orthogonalisation of the official recipe
-
-
-def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Modules with a ``weight`` of two or more dimensions, in ``model.modules()`` order."""
-    out = []
-    for name, module in model.named_modules():
-        weight = getattr(module, "weight", None)
-        if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
-            out.append((name, module))
-    return out
-
-
-def classifier_module(model: nn.Module) -> tuple[str | None, nn.Module | None]:
-    """The last module with a >=2-D weight: the classifier, by the official convention."""
-    layers = weight_layers(model)
-    return layers[-1] if layers else (None, None)
-
-
-def _tall(weight: torch.Tensor) -> torch.Tensor:
-    """The weight as a 2-D matrix (out, rest), transposed when it is wide (official weights2mat)."""
-    w2d = weight.reshape(weight.shape[0], -1)
-    return w2d.t() if w2d.shape[0] < w2d.shape[1] else w2d
-
-
-def corr_std(weight: torch.Tensor) -> float:
-    """``torch.corrcoef(W2d).flatten().std()`` without building the n x n matrix.
-
-    With Xn the centred, unit-norm rows: sum(C) = ||Xn^T 1||^2 and sum(C^2) = ||Xn^T Xn||_F^2.
-    Zero-variance rows are left out. Returns 0.0 when fewer than two rows vary.
-    """
-    x = _tall(weight.detach()).to(torch.float64)
-    x = x - x.mean(dim=1, keepdim=True)
-    norms = x.norm(dim=1)
-    x = x[norms > 0] / norms[norms > 0].unsqueeze(1)
-    n = x.shape[0]
-    if n < 2:
-        return 0.0
-    total = x.sum(dim=0).square().sum()
-    total_sq = (x.t() @ x).square().sum()
-    count = n * n
-    var = (total_sq - total * total / count) / (count - 1)
-    return float(var.clamp_min(0).sqrt())
-
-
-@torch.no_grad()
-def add_noise_(model: nn.Module, beta: float, generator: torch.Generator) -> int:
-    """Official symmetry-breaking noise on every >=2-D weight but the last; returns the layer count."""
-    layers = weight_layers(model)[:-1]
-    for _, module in layers:
-        weight = module.weight
-        std = corr_std(weight)
-        noise = torch.randn(weight.shape, generator=generator, dtype=torch.float32)
-        weight.add_(noise.to(weight.device, weight.dtype), alpha=beta * std)
-    return len(layers)
-
-
-def orthogonalize(weight: torch.Tensor) -> torch.Tensor:
-    """The Q factor of the QR decomposition of the tall 2-D weight, signs fixed by diag(R)."""
-    w2d = weight.reshape(weight.shape[0], -1)
-    transposed = w2d.shape[0] < w2d.shape[1]
-    mat = (w2d.t() if transposed else w2d).to(torch.float64)
-    q, r = torch.linalg.qr(mat)
-    sign = torch.sign(torch.diagonal(r))
-    q = q * torch.where(sign == 0, torch.ones_like(sign), sign)
-    if transposed:
-        q = q.t()
-    return q.reshape(weight.shape).to(weight.dtype)
-
-
-@torch.no_grad()
-def orthogonalize_(model: nn.Module) -> int:
-    layers = weight_layers(model)[:-1]
-    for _, module in layers:
-        module.weight.copy_(orthogonalize(module.weight))
-    return len(layers)
 
 
 # --------------------------------------------------------------------------------------------

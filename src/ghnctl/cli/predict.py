@@ -10,7 +10,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghnctl.cli.common import load_model
-from ghnctl.cli.options import Debug, Force, ImageSize, JsonOut, NumClasses, out_option
+from ghnctl.cli.options import (
+    DEFAULT_DEVICE,
+    DEFAULT_GHN,
+    DEFAULT_SEED,
+    Debug,
+    Device,
+    Force,
+    Ghn,
+    ImageSize,
+    JsonOut,
+    NumClasses,
+    Offline,
+    Seed,
+    noise_option,
+    out_option,
+)
 from ghnctl.cli.output import Output
 from ghnctl.errors import UsageError
 
@@ -56,7 +71,7 @@ class _Result:
 
 def predict_command(
     models: Annotated[list[str], typer.Argument(metavar="MODEL...", help="One or more model specs.")],
-    ghn: Annotated[str, typer.Option("--ghn", "-g", help="GHN: registry name, file, URL or auto.")] = "auto",
+    ghn: Ghn = DEFAULT_GHN,
     out: Annotated[
         Path | None, out_option("Output .safetensors for one MODEL (default: ./MODEL.safetensors).")
     ] = None,
@@ -65,18 +80,17 @@ def predict_command(
     ] = None,
     num_classes: NumClasses = None,
     image_size: ImageSize = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto.")] = "cpu",
-    seed: Annotated[
-        int, typer.Option(help="Seed for the model's own init (unpredicted tensors) and the ViT class-token row.")
-    ] = 0,
+    device: Device = DEFAULT_DEVICE,
+    seed: Seed = DEFAULT_SEED,
     noise: Annotated[
         float,
-        typer.Option(min=0.0, help="Add the fine-tuning recipe's noise (beta) to predicted weights; 0 = none."),
+        noise_option("Default 0: the file holds the GHN's own prediction; `finetune --init ghn` adds the "
+                     "fine-tuning recipe's 1e-5 before training."),
     ] = 0.0,
     stats: Annotated[
         bool, typer.Option("--stats", help="Report per-layer activation std on N(0,1) inputs; flag explode/vanish.")
     ] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Never use the network (also GHNCTL_OFFLINE=1).")] = False,
+    offline: Offline = False,
     force: Force = False,
     json_out: JsonOut = False,
     _debug: Debug = False,
@@ -90,21 +104,20 @@ def predict_command(
     ghn_path = resolve_ghn_cli(output, ghn, offline=offline)
     with output.status(f"loading GHN {ghn_path.name} ..."):
         from ghnctl.ghn import load_ghn
-        from ghnctl.io import sha256_file
+        from ghnctl.loader import ghn_name
 
         t0 = time.perf_counter()
-        net = load_ghn(ghn_path, device=dev)
+        net = load_ghn(ghn_path, device=dev, name=ghn_name(ghn, ghn_path))
         load_s = time.perf_counter() - t0
-        ghn_sha = sha256_file(ghn_path)
-    ghn_name = _ghn_name(ghn, ghn_path)
+        ghn_sha = net.source.sha256
 
     results = []
     for spec_text, path in zip(models, paths):
         results.append(_predict_one(output, net, spec_text, path, num_classes, image_size, seed, noise,
-                                    stats, force, ghn_name, ghn_sha, dev))
+                                    stats, force, dev))
 
     data = {
-        "ghn": {"name": ghn_name, "path": str(ghn_path), "sha256": ghn_sha, "load_s": load_s,
+        "ghn": {"name": net.source.name, "path": str(ghn_path), "sha256": ghn_sha, "load_s": load_s,
                 "config": net.config.to_dict()},
         "models": [_result_json(r) for r in results],
     }
@@ -140,21 +153,11 @@ def _device(name: str) -> str:
     return str(resolve_device(name))
 
 
-def _ghn_name(spec: str, path: Path) -> str:
-    # cache layout ghns/<name>/<sha>.safetensors: the folder is the registry name
-    if path.parent.parent.name == "ghns":
-        return path.parent.name
-    return path.name if spec == "auto" else spec
-
-
 def _predict_one(output: Output, net: Any, spec_text: str, path: Path, num_classes: int | None,
-                 image_size: int | None, seed: int, noise: float, stats: bool, force: bool,
-                 ghn_name: str, ghn_sha: str, device: str) -> _Result:
-    import torch
-
-    from ghnctl import __version__, io
+                 image_size: int | None, seed: int, noise: float, stats: bool, force: bool, device: str) -> _Result:
+    from ghnctl import io
     from ghnctl.graph import build_graph
-    from ghnctl.predict import predict_parameters
+    from ghnctl.predict import init_model
 
     spec = load_model(output, spec_text, num_classes, image_size, seed=seed)
     model = spec.model.to(device)
@@ -162,15 +165,9 @@ def _predict_one(output: Output, net: Any, spec_text: str, path: Path, num_class
         t0 = time.perf_counter()
         graph = build_graph(model, arch=spec.arch, image_size=spec.image_size)
         graph_s = time.perf_counter() - t0
-    with output.status(f"predicting {spec.arch} with {ghn_name} ..."), torch.no_grad():
-        rng = torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else [])
-        with rng:
-            torch.manual_seed(seed)  # the ViT class-token row is drawn from the global RNG
-            model, report = predict_parameters(net, model, graph, return_report=True)
-            if noise > 0:
-                from ghnctl.inits import add_noise_
-
-                add_noise_(model, noise, torch.Generator().manual_seed(seed))
+    with output.status(f"predicting {spec.arch} with {net.source.name} ..."):
+        result = init_model(net, model, graph, seed=seed, noise=noise)
+    report = result.report
     layer_stats = []
     if stats:
         from ghnctl.stats import activation_stats
@@ -178,20 +175,11 @@ def _predict_one(output: Output, net: Any, spec_text: str, path: Path, num_class
         with output.status(f"measuring activations of {spec.arch} ..."):
             layer_stats = activation_stats(model, spec.image_size, seed=seed)
     metadata = {
-        "format": "ghnctl.prediction/1",
-        "ghnctl_version": __version__,
-        "ghn": ghn_name,
-        "ghn_sha256": ghn_sha,
+        **result.metadata,
         "model": spec.spec,
         "arch": spec.arch,
         "num_classes": str(spec.num_classes) if spec.num_classes is not None else "",
         "image_size": str(spec.image_size),
-        "torch_version": torch.__version__,
-        "noise": str(noise),
-        "seed": str(seed),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "predicted": str(len(report.predicted)),
-        "unpredicted": ",".join(p.name for p in report.unpredicted),
     }
     with output.status(f"saving {path} ..."):
         t0 = time.perf_counter()

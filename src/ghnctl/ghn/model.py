@@ -2,16 +2,20 @@
 
 ``GHN.state_dict()`` keys equal the official ones (with the Graphormer embeddings under ``gnn.0.``,
 where the official loader moves them), so official weights load strictly. The module computes node
-embeddings (``embed_nodes``); turning embeddings into parameters of a target model is the job of
-``ghnctl.predict`` (``GHN.predict`` is a shortcut to it).
+embeddings (``embed_nodes``); ``ghnctl.ghn.decoding`` turns them into a model's parameters
+(``GHN.predict`` writes them, ``GHN.predict_tensors`` returns them with gradients for training).
+
+Loading here is from a local file only; ``ghnctl.load_ghn`` also takes registry names and URLs
+(it asks ``ghnctl.hub`` for the file first), so this package never reaches the network.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -28,12 +32,35 @@ if TYPE_CHECKING:
 NUM_PRIMITIVES = 15
 
 
+@dataclass
+class GhnSource:
+    """Where a loaded GHN came from: a display ``name`` (registry name, URL or file name) and its file.
+
+    ``sha256`` of the file is computed on first use (a 2.6 GB checkpoint takes seconds to hash).
+    """
+
+    name: str
+    path: Path | None = None
+    _sha256: str | None = field(default=None, repr=False)
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            if self.path is None:
+                return ""
+            from ..io import sha256_file
+
+            self._sha256 = sha256_file(self.path)
+        return self._sha256
+
+
 class GHN(nn.Module):
     """A Graph HyperNetwork: graph of a model -> node embeddings -> the model's parameters."""
 
     def __init__(self, config: GhnConfig) -> None:
         super().__init__()
         self.config = config
+        self.source = GhnSource(name=f"untrained {config.kind}")
         hid = config.hid
         if config.layernorm:
             self.ln = nn.LayerNorm(hid)
@@ -86,11 +113,36 @@ class GHN(nn.Module):
             x = self.ln(x)
         return x
 
-    def predict(self, model: nn.Module, graph: GhnGraph | None = None, **kwargs: Any) -> nn.Module:
-        """Write predicted parameters into ``model`` and return it (see ``ghnctl.predict_parameters``)."""
-        from ..predict import predict_parameters
+    def predict(self, model: nn.Module, graph: GhnGraph | None = None, *,
+                predict_class_layers: bool = True) -> nn.Module:
+        """Write predicted parameters into ``model`` (no gradients) and return it.
 
-        return predict_parameters(self, model, graph, **kwargs)
+        ``ghnctl.predict_parameters`` does the same and can also report what it did.
+        """
+        from .decoding import decode_parameters, plan_prediction, write_parameters
+
+        plan = plan_prediction(self.config, model, graph, predict_class_layers=predict_class_layers)
+        with torch.no_grad():
+            tensors = decode_parameters(self, [plan])[0]
+        write_parameters(model, tensors)
+        return model
+
+    def predict_tensors(self, models: Sequence[nn.Module], graphs: Sequence[GhnGraph | None] | None = None,
+                        *, predict_class_layers: bool = True) -> list[dict[str, torch.Tensor]]:
+        """Per model, ``parameter name -> predicted tensor``, differentiable w.r.t. the GHN's weights.
+
+        For training: run a model on them with ``torch.func.functional_call(model, tensors, x)``
+        (unpredicted parameters and buffers come from the model itself). Under ``torch.no_grad()``
+        this is the inference path. The models are not modified.
+        """
+        from .decoding import decode_parameters, plan_prediction
+
+        graphs = list(graphs) if graphs is not None else [None] * len(models)
+        if len(graphs) != len(models):
+            raise ValueError(f"got {len(models)} models but {len(graphs)} graphs")
+        plans = [plan_prediction(self.config, m, g, predict_class_layers=predict_class_layers)
+                 for m, g in zip(models, graphs)]
+        return decode_parameters(self, plans)
 
     # ----------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -98,20 +150,24 @@ class GHN(nn.Module):
         return save_ghn(path, self.state_dict(), self.config, force=force)
 
 
-def load_ghn(name_or_path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> GHN:
-    """Load a GHN: a local file (official joblib / torch.save checkpoint or ghnctl safetensors), or
-    else a registry name or URL resolved (and downloaded once) by ``ghnctl.hub.resolve_ghn``.
+def load_ghn(path: str | os.PathLike[str], *, device: str | torch.device = "cpu", name: str | None = None) -> GHN:
+    """Load a GHN from a local file: official joblib / torch.save checkpoint or ghnctl safetensors.
 
     Official files are read with a restricted unpickler (see ``ghnctl.ghn.checkpoint``); weights
-    load strictly. The GHN is returned in eval mode (predictions do not depend on the mode).
+    load strictly. The GHN is returned in eval mode, frozen (``requires_grad_(True)`` to train it);
+    predictions do not depend on the mode. ``name`` is recorded in ``ghn.source`` (default: the
+    file name). Registry names and URLs: ``ghnctl.load_ghn``.
     """
-    path = Path(name_or_path).expanduser()
-    if not path.is_file():
-        from ..hub import resolve_ghn
-
-        path = resolve_ghn(name_or_path)
-    checkpoint = read_checkpoint(path)
-    return ghn_from_state_dict(checkpoint.state_dict, checkpoint.config, device=device)
+    file = Path(path).expanduser()
+    if not file.is_file():
+        problem = "is not a file" if file.exists() else "does not exist"
+        raise CheckpointError(f"GHN checkpoint {os.fspath(path)!r} {problem}",
+                              hint="give the path of a checkpoint file; registry names and URLs go "
+                                   "through ghnctl.load_ghn")
+    checkpoint = read_checkpoint(file)
+    ghn = ghn_from_state_dict(checkpoint.state_dict, checkpoint.config, device=device)
+    ghn.source = GhnSource(name=name or file.name, path=file)
+    return ghn
 
 
 def ghn_from_state_dict(state_dict: dict[str, torch.Tensor], config: GhnConfig, *,
