@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,58 @@ def test_hub_url(monkeypatch) -> None:
     assert settings.hub_url() == settings.DEFAULT_HUB_URL
     monkeypatch.setenv("GHNCTL_HUB_URL", "http://127.0.0.1:8000/hub/")
     assert settings.hub_url() == "http://127.0.0.1:8000/hub"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_weights_file_gets_the_permissions_of_any_new_file(tmp_path: Path, umask: int) -> None:
+    import torch
+
+    from ghnctl.io import save_safetensors_atomic
+
+    old = os.umask(umask)
+    try:
+        out = save_safetensors_atomic({"w": torch.ones(2)}, tmp_path / "w.safetensors")
+        plain = tmp_path / "plain.bin"
+        plain.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.bin", "w.safetensors"]  # no temporaries
+
+
+def test_safetensors_writer_round_trips_every_dtype_and_shape(tmp_path: Path) -> None:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from ghnctl.io import save_safetensors_atomic
+
+    tensors = {
+        "f32": torch.randn(3, 4), "f64": torch.randn(2, dtype=torch.float64), "f16": torch.randn(5).half(),
+        "bf16": torch.randn(2, 3).bfloat16(), "i64": torch.arange(7), "i8": torch.tensor([-3, 4], dtype=torch.int8),
+        "u8": torch.tensor([250], dtype=torch.uint8), "bool": torch.tensor([True, False, True]),
+        "scalar": torch.tensor(2.5), "empty": torch.zeros(0, 3), "strided": torch.randn(4, 6)[:, ::2],
+    }
+    path = save_safetensors_atomic(tensors, tmp_path / "all.safetensors", metadata={"a": "b", "n": 3})
+    loaded = load_file(str(path))
+    assert loaded.keys() == tensors.keys()
+    for name, value in tensors.items():
+        assert loaded[name].dtype == value.dtype and torch.equal(loaded[name], value), name
+    with safe_open(str(path), "pt") as f:
+        assert f.metadata() == {"a": "b", "n": "3"}
+
+
+def test_stale_temporaries_of_ours_are_removed_on_the_next_write(tmp_path: Path) -> None:
+    from ghnctl.io import STALE_TEMP_SECONDS, atomic_write_text
+
+    stale = tmp_path / ".out.txt.0123456789ab.tmp"  # left by a process killed mid-write
+    fresh = tmp_path / ".out.txt.ba9876543210.tmp"  # maybe another process writing right now
+    foreign = tmp_path / ".out.txt.tmpxyz"  # not our pattern: never ours to delete
+    for p in (stale, fresh, foreign):
+        p.write_bytes(b"partial")
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(foreign, (old, old))
+    atomic_write_text(tmp_path / "out.txt", "done")
+    assert not stale.exists() and fresh.exists() and foreign.exists()
+    assert (tmp_path / "out.txt").read_text() == "done"

@@ -3,7 +3,11 @@
 An atomic write goes to a temporary file in the destination's directory (so the final
 ``os.replace`` is a rename on one file system), is fsynced, then replaces the destination. A reader
 sees the old file or the complete new one, never a partial one, and a failed write leaves no
-temporary file behind.
+temporary file behind. The temporary name is ghnctl's own (``.<name>.<12 hex>.tmp``, created with
+the permissions a plain ``open()`` gives under the umask), so the output gets those permissions
+and a process killed mid-write leaves a file the next write to the same path removes once stale.
+safetensors files are serialised here, one tensor at a time, rather than by
+``safetensors.torch.save_file``, which writes through a 0600 temporary file of its own naming.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
+import struct
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +62,7 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
     path and return. On an exception the temporary file is removed and ``path`` is untouched.
     """
     path = check_output_path(path, force)
+    remove_stale_temporaries(path)
     tmp = _create_temp_beside(path)
     try:
         yield tmp
@@ -94,8 +102,6 @@ def save_safetensors_atomic(
     with an earlier one (tied weights) is stored as its own copy, because safetensors refuses
     shared storage.
     """
-    from safetensors.torch import save_file
-
     prepared: dict[str, torch.Tensor] = {}
     seen_storages: set[int] = set()
     for name, tensor in tensors.items():
@@ -108,9 +114,68 @@ def save_safetensors_atomic(
     str_metadata = {
         str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in (metadata or {}).items()
     }
-    with atomic_path(path, force) as tmp:
-        save_file(prepared, str(tmp), metadata=str_metadata)
+    with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
+        write_safetensors(f, prepared, str_metadata)
     return Path(path)
+
+
+def _safetensors_dtypes() -> dict[Any, str]:
+    import torch
+
+    return {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+            torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+            torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def write_safetensors(f: Any, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    """Write the safetensors format to the binary file ``f``: an 8-byte little-endian header length,
+    the JSON header (padded with spaces so the data starts 8-byte aligned), then each tensor's
+    bytes in header order. Tensors must be contiguous CPU tensors; one is copied at a time.
+    """
+    import torch
+
+    dtypes = _safetensors_dtypes()
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    offset = 0
+    for name, tensor in tensors.items():
+        if tensor.dtype not in dtypes:
+            raise ValueError(f"cannot save {name!r}: dtype {tensor.dtype} is not supported")
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": dtypes[tensor.dtype], "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    f.write(struct.pack("<Q", len(raw)))
+    f.write(raw)
+    for tensor in tensors.values():
+        if tensor.numel():
+            f.write(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+
+
+# A temporary file of ours that has not been written to for this long belongs to a dead process.
+STALE_TEMP_SECONDS = 15 * 60
+
+
+def remove_stale_temporaries(path: Path, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete ``.<path.name>.<12 hex>.tmp`` files beside ``path`` untouched for ``max_age`` s."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{12}\.tmp")
+    removed: list[Path] = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for candidate in candidates:
+        if not pattern.fullmatch(candidate.name):
+            continue
+        try:
+            if now - candidate.stat().st_mtime > max_age:
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            continue  # another process removed or renamed it first
+    return removed
 
 
 def _create_temp_beside(path: Path) -> Path:
