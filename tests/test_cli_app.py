@@ -181,3 +181,17 @@ def test_python_dash_m_reports_errors_like_the_script(run_ghnctl) -> None:
     assert proc.stderr.strip().splitlines() == [
         "error: unknown model 'resnt50' (did you mean resnet50, resnet152, resnet101?)"
     ]
+
+
+def test_a_closed_output_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``ghnctl ... --json | head -c 0``: no 'unexpected BrokenPipeError' line, exit 141."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "ghnctl", "graph", "resnet18", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before the graph is built and its JSON written
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, stderr
+    assert "error" not in stderr and "Traceback" not in stderr

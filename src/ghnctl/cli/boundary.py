@@ -4,6 +4,7 @@
   subclasses: 2).
 * Any other exception: ``error: unexpected <Type>: <message> (run again with --debug ...)``, exit 1.
 * Ctrl-C: ``error: interrupted``, exit 130.
+* A closed output pipe (``ghnctl ... | head``): no message, exit 141 (128 + SIGPIPE).
 
 With ``--debug`` (or ``GHNCTL_DEBUG=1``) the full traceback is printed first. Typer's own
 exceptions (bad flags, ``--help``, ``typer.Exit``) pass through untouched.
@@ -51,6 +52,10 @@ class GhnctlGroup(TyperGroup):
         except GhnctlError as exc:
             _report(ctx, exc, exc.message, exc.hint)
             raise typer.Exit(exc.exit_code) from exc
+        except BrokenPipeError as exc:
+            # The reader went away (``ghnctl ... | head``): nothing is left to say, and nowhere to say it.
+            _silence_stdout()
+            raise typer.Exit(141) from exc
         except KeyboardInterrupt as exc:
             _report(ctx, exc, "interrupted", None)
             raise typer.Exit(130) from exc
@@ -58,6 +63,20 @@ class GhnctlGroup(TyperGroup):
             hint = None if ctx.meta.get(DEBUG_KEY) else "run again with --debug to see the traceback"
             _report(ctx, exc, f"unexpected {type(exc).__name__}: {exc}", hint)
             raise typer.Exit(1) from exc
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test runner's buffer)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _report(ctx: typer.Context, exc: BaseException, message: str, hint: str | None) -> None:
