@@ -211,7 +211,7 @@ def test_end_to_end_in_a_fresh_process(run_ghnctl, tiny_model_file: Path) -> Non
 
 
 # ------------------------------------------------------------------------------------------------
-# pictures (need src/ghnctl/graph/render.py)
+# pictures (ghnctl.graph.render)
 
 
 def test_render_writes_dot(cli, tmp_path, tiny_model_file: Path) -> None:

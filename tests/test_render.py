@@ -25,6 +25,7 @@ from ghnctl.graph.render import (
     scene_to_svg,
     to_dot,
 )
+from ghnctl.graph.render import graphviz as graphviz_mod
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 HAS_DOT = shutil.which("dot") is not None
@@ -231,7 +232,7 @@ def test_overwrites_existing_output(tmp_path: Path) -> None:
 
 
 def test_engine_dot_without_graphviz_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    monkeypatch.setattr(graphviz_mod.shutil, "which", lambda name: None)
     with pytest.raises(MissingExtra) as exc:
         render_graph(toy_resnet(), tmp_path / "g.svg", engine="dot")
     assert "Graphviz" in str(exc.value) and "python" in str(exc.value)
@@ -239,13 +240,13 @@ def test_engine_dot_without_graphviz_says_what_to_do(tmp_path: Path, monkeypatch
 
 
 def test_auto_without_graphviz_uses_python(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    monkeypatch.setattr(graphviz_mod.shutil, "which", lambda name: None)
     out = render_graph(toy_resnet(), tmp_path / "g.svg", engine="auto")
     assert svg_groups(out.read_text(), "legend")
 
 
 def test_dot_format_needs_no_graphviz(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    monkeypatch.setattr(graphviz_mod.shutil, "which", lambda name: None)
     out = render_graph(toy_resnet(), tmp_path / "g.dot", engine="dot")
     assert out.read_text().startswith("digraph")
 
