@@ -85,6 +85,64 @@ def test_unknown_name_without_suggestion_points_to_list() -> None:
     assert "--list" in info.value.hint
 
 
+# ------------------------------------------------------------------------------------------------
+# the stored torchvision names (answers before torch is imported)
+
+
+def test_stored_names_are_the_installed_torchvisions() -> None:
+    from ghnctl import _tv_models, tv_names
+
+    installed = tv_names.installed_version()
+    if installed != _tv_models.TORCHVISION_VERSION:
+        pytest.skip(
+            f"ghnctl/_tv_models.py lists torchvision {_tv_models.TORCHVISION_VERSION}, {installed} is installed: "
+            "the no-torch fast path is off (after changing the pinned torchvision: python -m ghnctl.tv_names)"
+        )
+    real = sorted(torchvision.models.list_models(module=torchvision.models))
+    assert list(_tv_models.NAMES) == real, (
+        f"ghnctl/_tv_models.py is not torchvision {installed}'s model list: regenerate it with "
+        "`python -m ghnctl.tv_names`"
+    )
+
+
+def test_installed_version_ignores_the_build_label(monkeypatch) -> None:
+    from ghnctl import tv_names
+
+    monkeypatch.setattr(tv_names.importlib.metadata, "version", lambda name: "0.29.1+cu130")
+    assert tv_names.installed_version() == "0.29.1"
+
+
+@pytest.fixture
+def stored_names(monkeypatch):
+    """Pretend the stored list is ``names`` of torchvision ``version``; returns the setter."""
+    from ghnctl import _tv_models
+
+    def use(names: tuple[str, ...], version: str) -> None:
+        monkeypatch.setattr(_tv_models, "NAMES", names)
+        monkeypatch.setattr(_tv_models, "TORCHVISION_VERSION", version)
+
+    return use
+
+
+def test_misspelt_name_is_refused_without_torchvision(monkeypatch, stored_names) -> None:
+    from ghnctl import tv_names
+
+    stored_names(("resnet18", "resnet50"), tv_names.installed_version())
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # importing it now raises ImportError
+    with pytest.raises(UnknownModel) as info:
+        zoo.resolve_model("resnt50")
+    assert info.value.hint == "did you mean resnet50, resnet18?"
+    assert zoo.list_models("resnet") == ["resnet18", "resnet50"]
+
+
+def test_a_newer_torchvision_is_asked_for_names_the_stored_list_lacks(stored_names) -> None:
+    stored_names(("alexnet",), "0.0.1")  # the list of another torchvision release, without resnet18
+    assert zoo.resolve_model("resnet18").arch == "resnet18"
+    assert zoo.list_models() == sorted(torchvision.models.list_models(module=torchvision.models))
+    with pytest.raises(UnknownModel, match="resnt18"):
+        zoo.resolve_model("resnt18")
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [({"num_classes": 0}, "num-classes"), ({"image_size": 0}, "image-size")])
 def test_bad_numbers_are_usage_errors(kwargs, match: str) -> None:
     with pytest.raises(UsageError, match=match):

@@ -12,7 +12,9 @@ Models are always built without pretrained weights. ``num_classes`` is passed to
 given. inception_v3 and googlenet are built with ``aux_logits=False, init_weights=True``, the
 convention of the official GHN code and of the golden files.
 
-torch and torchvision are imported inside the functions, so importing this module is cheap.
+torch and torchvision are imported inside the functions, so importing this module is cheap; a
+misspelt torchvision name and ``list_models`` are answered without them when the stored name list
+matches the installed torchvision (see ``ghnctl.tv_names``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ghnctl import tv_names
 from ghnctl.errors import MissingExtra, ModelBuildError, UnknownModel, UsageError
 
 if TYPE_CHECKING:
@@ -117,7 +120,7 @@ def list_models(pattern: str | None = None) -> list[str]:
     A pattern with ``*``, ``?`` or ``[`` is a shell-style glob, anything else a substring; both are
     case-insensitive.
     """
-    names = _torchvision_names()
+    names = tv_names.names()
     if not pattern:
         return names
     pattern = pattern.lower()
@@ -156,22 +159,25 @@ def _find_factory(spec: str) -> tuple[str, str, Callable[..., Any], dict[str, An
     return _torchvision_factory(spec)
 
 
-def _torchvision_names() -> list[str]:
-    import torchvision
-
-    return sorted(torchvision.models.list_models(module=torchvision.models))
-
-
 def _torchvision_factory(name: str) -> tuple[str, str, Callable[..., Any], dict[str, Any], int]:
+    stored = tv_names.static_names()
+    if stored is not None and name not in stored:
+        # The stored list is the installed torchvision's: the name is certainly wrong, and saying
+        # so now spares the seconds of importing torch.
+        raise _unknown_torchvision_name(name, list(stored))
     import torchvision
 
-    names = _torchvision_names()
+    names = tv_names.imported_names()
     if name not in names:
-        hint = did_you_mean(name, names) or "run `ghnctl graph --list` to see the torchvision names"
-        raise UnknownModel(f"unknown model {name!r}", hint=hint)
+        raise _unknown_torchvision_name(name, names)
     kwargs: dict[str, Any] = {"weights": None, **_EXTRA_KWARGS.get(name, {})}
     factory = torchvision.models.get_model_builder(name)
     return name, "torchvision", factory, kwargs, _IMAGE_SIZE.get(name, DEFAULT_IMAGE_SIZE)
+
+
+def _unknown_torchvision_name(name: str, names: list[str]) -> UnknownModel:
+    hint = did_you_mean(name, names) or "run `ghnctl graph --list` to see the torchvision names"
+    return UnknownModel(f"unknown model {name!r}", hint=hint)
 
 
 def _timm_factory(name: str, spec: str) -> tuple[str, str, Callable[..., Any], dict[str, Any], int]:

@@ -91,14 +91,15 @@ def graph_command(
 
 
 def _picture_path(model: str, out: Path | None, force: bool, engine: str) -> Path:
-    """Where --render writes, checked (with the engine) before any model is built."""
-    from ghnctl import io, zoo
-    from ghnctl.graph import render
+    """Where --render writes, checked (with the engine) before any model is built.
+
+    Only torch-free modules are imported here (not ghnctl.graph), so a bad --out is refused at once.
+    """
+    from ghnctl import io, pictures, zoo
 
     path = out if out is not None else Path(f"{zoo.spec_name(model)}.svg")
-    render.resolve_format(path, None)
-    if engine not in render.ENGINES:
-        raise UsageError(f"unknown render engine {engine!r}", hint="use one of " + ", ".join(render.ENGINES))
+    pictures.resolve_format(path, None)
+    pictures.check_engine(engine)
     return io.check_output_path(path, force)
 
 
