@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from ghnctl.cli import hub as hub_cli
 from ghnctl.cli.boundary import GhnctlGroup
 from ghnctl.cli.output import Output
 from ghnctl.hub import DownloadEvent, DownloadPolicy, lookup
+from ghnctl.hub import download as download_module
 from ghnctl.hub import store as store_module
 from ghnctl.hub.registry import HF_REPO
 from test_hub_server import Fault, HubServer, make_ghn_bytes
@@ -57,6 +61,40 @@ def payload() -> bytes:
 
 def lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
+
+
+def options_of(app: typer.Typer, command: str) -> set[str]:
+    """Every option spelling (``--force``, ``-f``, ...) the command ``command`` of ``app`` accepts."""
+    group = typer.main.get_command(app)
+    return {opt for param in group.commands[command].params for opt in (*param.opts, *param.secondary_opts)}
+
+
+def options_named(line: str) -> set[str]:
+    """The options an error line names (``--ghn``, ``--force``, ...)."""
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", line))
+
+
+@pytest.fixture
+def no_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names under ``.invalid`` (RFC 6761) fail to resolve here, without asking any resolver."""
+    real = socket.getaddrinfo
+    seen: list[str] = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        seen.append(host)
+        if str(host).endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return seen
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(download_module, "_sleep", recorded.append)
+    return recorded
 
 
 @pytest.mark.parametrize("command", ["ghn", "pull", "cache", "ghn list", "cache list", "cache path", "cache clear"])
@@ -125,7 +163,73 @@ def test_pull_errors_are_one_line(cli, server, payload) -> None:
     offline = cli("pull", "ghn3sm8", "--offline")
     assert offline.exit_code == 1
     [line] = lines(offline.stderr)
-    assert "offline mode is on" in line and "ghnctl pull ghn3sm8" in line and "--ghn PATH" in line
+    assert "offline mode is on" in line and "ghnctl pull ghn3sm8" in line and "`ghnctl cache path`" in line
+
+
+@pytest.mark.parametrize("case", ["offline", "no network", "not found", "access refused"])
+def test_pull_hints_name_only_options_of_pull(cli, server, monkeypatch, no_dns, sleeps, case: str) -> None:
+    """`pull` takes no GHN file: its hints must not send the user to --ghn PATH (another command's option)."""
+    args = ["pull", "ghn3tm8"]
+    if case == "offline":
+        args.append("--offline")
+    elif case == "no network":
+        monkeypatch.setenv("GHNCTL_HUB_URL", "http://ghnctl-test.invalid")
+    elif case == "access refused":
+        server.add("/private.pt", b"", fault=Fault(status=403))
+        args = ["pull", server.url + "/private.pt"]
+    result = cli(*args)
+    assert result.exit_code == 1
+    line = lines(result.stderr)[-1]
+    assert line.startswith("error: ") and "checkpoint file" not in line
+    assert options_named(line) <= options_of(make_app(), "pull"), line
+    if case in ("offline", "no network"):
+        assert "ghnctl pull ghn3tm8` on a machine with network" in line and "`ghnctl cache path`" in line
+
+
+def test_pull_without_network_fails_at_once(cli, monkeypatch, no_dns, sleeps) -> None:
+    monkeypatch.setenv("GHNCTL_HUB_URL", "http://ghnctl-test.invalid")
+    started = time.monotonic()
+    result = cli("pull", "ghn3tm8")
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    announced, line = lines(result.stderr)  # no "retrying" warnings in between
+    assert announced.startswith("downloading ghn3tm8")
+    assert line.startswith("error: cannot download ghn3tm8 from http://ghnctl-test.invalid/")
+    assert ": cannot resolve host ghnctl-test.invalid (check the network and GHNCTL_HUB_URL, or work offline" in line
+    assert no_dns == ["ghnctl-test.invalid"] and sleeps == []
+    assert elapsed < 1.0
+
+
+# ------------------------------------------------------------------------------------------------
+# A command with --ghn (predict, through the main app) offers --ghn PATH in the same situations
+
+
+@pytest.fixture
+def main_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from ghnctl.cli.app import app
+
+    monkeypatch.setenv("GHNCTL_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args], prog_name="ghnctl")
+
+
+@pytest.mark.parametrize("case", ["offline", "no network"])
+def test_predict_ghn_auto_hint_offers_its_ghn_option(main_cli, tmp_path, monkeypatch, no_dns, sleeps, case) -> None:
+    from ghnctl.cli.app import app
+
+    args = ["predict", "resnet18", "--ghn", "auto", "--out", tmp_path / "r18.safetensors"]
+    if case == "offline":
+        args.append("--offline")
+    else:
+        monkeypatch.setenv("GHNCTL_HUB_URL", "http://ghnctl-test.invalid")
+    result = main_cli(*args)
+    assert result.exit_code == 1
+    line = lines(result.stderr)[-1]
+    assert "ghnctl pull ghn3xlm16` on a machine with network" in line and "`ghnctl cache path`" in line
+    assert line.endswith(", or pass --ghn PATH to a checkpoint file)")
+    assert options_named(line) <= options_of(app, "predict"), line
+    assert sleeps == []
+    assert not (tmp_path / "r18.safetensors").exists()
 
 
 def test_cache_commands(cli, server, payload, tmp_path: Path) -> None:

@@ -7,8 +7,11 @@ the tests check that nothing is left where a later run would trust it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,9 @@ import torch
 from ghnctl.errors import ChecksumMismatch, Offline
 from ghnctl.ghn import checkpoint as ckpt_module
 from ghnctl.hub import DownloadError, DownloadPolicy, Target, cache, list_partial, lookup, pull, resolve_ghn
+from ghnctl.hub import download as download_module
 from ghnctl.hub import store as store_module
+from ghnctl.hub.hints import option_file_hint
 from ghnctl.hub.registry import HF_REPO
 from test_hub_server import Fault, HubServer, make_ghn_bytes
 
@@ -52,6 +57,37 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: HubServer
     monkeypatch.setenv("GHNCTL_HUB_URL", server.url)
     monkeypatch.setattr(store_module, "DEFAULT_POLICY", FAST)
     return root
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retry loop's sleeps, recorded instead of slept."""
+    recorded: list[float] = []
+    monkeypatch.setattr(download_module, "_sleep", recorded.append)
+    return recorded
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Host names looked up; names under ``.invalid`` (RFC 6761) fail here, and never reach a resolver."""
+    real = socket.getaddrinfo
+    seen: list[str] = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        seen.append(host)
+        if str(host).endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return seen
+
+
+def closed_port() -> int:
+    """A local port that nothing listens on: connecting to it is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def cdn(data: bytes) -> str:
@@ -108,10 +144,11 @@ def test_cache_hit_makes_no_network_request(cache_dir, server, small) -> None:
     assert len(server.log) == before
 
 
-def test_resume_after_connection_dropped_mid_file(cache_dir, server, big) -> None:
+def test_resume_after_connection_dropped_mid_file(cache_dir, server, big, sleeps) -> None:
     server.add_hf(HF_REPO, "ghn3tm8.pt", big, fault=Fault(drop_at=700_000))
     events = []
     path = resolve_ghn("ghn3tm8", on_progress=events.append)
+    assert len(sleeps) == 1
 
     ranges = [r.range for r in server.requests_for(cdn(big))]
     assert len(ranges) == 2 and ranges[0] is None
@@ -214,40 +251,132 @@ def test_pinned_sha256_catches_a_server_that_lies(cache_dir, server, small) -> N
 def test_not_found(cache_dir, server) -> None:
     with pytest.raises(DownloadError, match=r"not found \(HTTP 404\)") as info:
         resolve_ghn("ghn3tm8")
-    assert "--ghn PATH" in info.value.hint
+    assert "GHNCTL_HUB_URL" in info.value.hint and "--" not in info.value.hint  # a library call has no options
+    assert "path of a checkpoint file" in info.value.hint
     assert len(server.log) == 1  # no retries for a 404
     assert_nothing_trusted(cache_dir)
     assert list_partial() == []
 
 
-def test_connection_refused(cache_dir, monkeypatch) -> None:
-    import socket
+def test_hints_offer_a_file_only_the_way_the_caller_takes_one(cache_dir, server) -> None:
+    """A command with --ghn gets it in the hint; `pull` (no file option) gets no file alternative."""
+    with pytest.raises(DownloadError) as info:
+        resolve_ghn("ghn3tm8", file_hint=option_file_hint("--ghn"))
+    assert info.value.hint == "check the name and GHNCTL_HUB_URL, or pass --ghn PATH to a checkpoint file"
+    with pytest.raises(DownloadError) as info:
+        pull("ghn3tm8")
+    assert info.value.hint == "check the name and GHNCTL_HUB_URL"
+    server.add("/private/ghn.pt", b"", fault=Fault(status=403))
+    with pytest.raises(DownloadError, match=r"refused \(HTTP 403\)") as info:
+        pull(server.url + "/private/ghn.pt")
+    assert "--ghn" not in info.value.hint and "checkpoint file" not in info.value.hint
+    with pytest.raises(Offline) as info:
+        pull("ghn3tm8", offline=True)
+    assert "ghnctl pull ghn3tm8" in info.value.hint and "checkpoint file" not in info.value.hint
 
-    with socket.socket() as s:  # a port that nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+
+def test_connection_refused_fails_at_once(cache_dir, monkeypatch, sleeps) -> None:
+    port = closed_port()
     monkeypatch.setenv("GHNCTL_HUB_URL", f"http://127.0.0.1:{port}")
     events = []
-    with pytest.raises(DownloadError, match="connection refused") as info:
-        resolve_ghn("ghn3tm8", on_progress=events.append)
-    assert "network" in info.value.hint
-    assert [e.kind for e in events] == ["retry"] * FAST.retries
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        resolve_ghn("ghn3tm8", on_progress=events.append, file_hint=option_file_hint("--ghn"))
+    elapsed = time.monotonic() - started
+    assert f"connection to 127.0.0.1:{port} refused" in info.value.message
+    hint = info.value.hint
+    assert "check the network" in hint and "ghnctl pull ghn3tm8" in hint and "`ghnctl cache path`" in hint
+    assert "--ghn PATH" in hint
+    assert events == [] and sleeps == []  # one attempt: no retry, no backoff
+    assert elapsed < 1.0
     assert_nothing_trusted(cache_dir)
 
 
-def test_server_errors_are_retried(cache_dir, server, small) -> None:
-    server.add_hf(HF_REPO, "ghn3tm8.pt", small, fault=Fault(status=503, status_times=2))
-    resolve_ghn("ghn3tm8")
-    assert len(server.requests_for(cdn(small))) == 3
-
-
-def test_stalled_server_times_out_and_resumes(cache_dir, server, small) -> None:
-    server.add_hf(HF_REPO, "ghn3tm8.pt", small, fault=Fault(stall=2.0))
-    policy = DownloadPolicy(read_timeout=0.3, retries=2, backoff=0.01)
+def test_unresolvable_host_fails_at_once(cache_dir, monkeypatch, sleeps, lookups) -> None:
+    monkeypatch.setenv("GHNCTL_HUB_URL", "http://ghnctl-test.invalid")
     events = []
-    resolve_ghn("ghn3tm8", policy=policy, on_progress=events.append)
-    assert any(e.kind == "retry" and "timed out" in e.message for e in events)
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        pull("ghn3tm8", on_progress=events.append)
+    elapsed = time.monotonic() - started
+    assert "cannot resolve host ghnctl-test.invalid" in info.value.message
+    assert "check the network" in info.value.hint and "ghnctl pull ghn3tm8" in info.value.hint
+    assert "--ghn" not in info.value.hint  # `pull` has no --ghn
+    assert lookups == ["ghnctl-test.invalid"]  # looked up once, never retried
+    assert events == [] and sleeps == []
+    assert elapsed < 1.0
+    assert_nothing_trusted(cache_dir)
+
+
+def test_unresolvable_redirect_names_the_host_that_failed(cache_dir, server, small, sleeps, lookups) -> None:
+    """HuggingFace redirects to a CDN: the error names the CDN's host, not the first one."""
+    server.add_hf(HF_REPO, "ghn3tm8.pt", small)
+    server.redirects[TM8] = ("http://cdn.ghnctl-test.invalid/file", {})
+    with pytest.raises(DownloadError, match="cannot resolve host cdn.ghnctl-test.invalid"):
+        pull("ghn3tm8")
+    assert sleeps == [] and len(server.log) == 1
+
+
+def test_unresolvable_proxy_says_it_is_the_proxy(cache_dir, server, monkeypatch, sleeps, lookups) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.ghnctl-test.invalid:3128")
+    with pytest.raises(DownloadError, match=r"cannot resolve host proxy.ghnctl-test.invalid \(the proxy\)"):
+        pull("ghn3tm8")
+    assert sleeps == [] and server.log == []
+
+
+def test_no_network_fails_at_once(cache_dir, monkeypatch, sleeps) -> None:
+    """ENETUNREACH (no route to any network) cannot recover by waiting either."""
+    import urllib3.util.connection
+
+    def unreachable(*args, **kwargs):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", unreachable)
+    with pytest.raises(DownloadError, match="the network is unreachable"):
+        pull("ghn3tm8")
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_server_errors_are_retried(cache_dir, server, small, sleeps, status) -> None:
+    server.add_hf(HF_REPO, "ghn3tm8.pt", small, fault=Fault(status=status, status_times=2))
+    events = []
+    resolve_ghn("ghn3tm8", on_progress=events.append)
+    assert len(server.requests_for(cdn(small))) == 3
+    assert sleeps == [FAST.backoff, 2 * FAST.backoff]  # exponential backoff
+    assert [e.message for e in events if e.kind == "retry"][0].startswith(f"the server answered HTTP {status}")
     assert lookup("ghn3tm8") is not None
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), "the connection was reset"),
+        (TimeoutError("timed out"), "the connection timed out"),
+    ],
+    ids=["reset", "connect-timeout"],
+)
+def test_transient_connection_errors_are_retried(cache_dir, server, small, monkeypatch, sleeps, error, reason) -> None:
+    """Failing to connect is retried when waiting can help, unlike a refusal or a failed DNS lookup."""
+    import urllib3.util.connection
+
+    real = urllib3.util.connection.create_connection
+    calls = []
+
+    def fail_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise error
+        return real(*args, **kwargs)
+
+    server.add_hf(HF_REPO, "ghn3tm8.pt", small)
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", fail_once)
+    events = []
+    resolve_ghn("ghn3tm8", on_progress=events.append)
+    assert [e.message for e in events if e.kind == "retry"] == [f"{reason}; retrying in {FAST.backoff:.1f} s"]
+    assert sleeps == [FAST.backoff] and lookup("ghn3tm8") is not None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,7 +388,7 @@ def test_offline_without_cache_is_one_clear_error(cache_dir, server, monkeypatch
     with pytest.raises(Offline) as info:
         resolve_ghn("ghn3tm8", offline=offline)
     text = str(info.value)
-    assert "ghn3tm8" in text and "ghnctl pull ghn3tm8" in text and "--ghn PATH" in text
+    assert "ghn3tm8" in text and "ghnctl pull ghn3tm8" in text and "path of a checkpoint file" in text
     assert "\n" not in text
     with pytest.raises(Offline, match="no official GHN-3 is in the cache") as info:
         resolve_ghn("auto", offline=offline)

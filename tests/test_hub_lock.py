@@ -4,67 +4,158 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from ghnctl.errors import GhnctlError
 from ghnctl.hub import LockTimeout, cache, pull
-from ghnctl.hub.lock import FileLock
+from ghnctl.hub.lock import DownloadLock
 from ghnctl.hub.registry import HF_REPO
 from test_hub_server import Fault, HubServer, make_ghn_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("use_flock", [True, False], ids=["flock", "exclusive-create"])
-def test_lock_excludes_a_second_holder(tmp_path: Path, use_flock: bool) -> None:
+def test_lock_excludes_a_second_holder(tmp_path: Path) -> None:
     path = tmp_path / "locks" / "x.lock"
-    with FileLock(path, use_flock=use_flock):
+    with DownloadLock(path):
         waits = []
         with pytest.raises(LockTimeout, match=f"pid {os.getpid()}@") as info:
-            FileLock(path, timeout=0.2, use_flock=use_flock, on_wait=waits.append).acquire()
+            DownloadLock(path, timeout=0.2, on_wait=waits.append).acquire()
         assert info.value.hint
-        assert len(waits) == 1
-    with FileLock(path, timeout=0.2, use_flock=use_flock):
+        assert waits == [f"pid {os.getpid()}@{socket.gethostname()}"]
+    with DownloadLock(path, timeout=0.2):
         pass
-    assert path.exists() == use_flock  # flock files stay; exclusive-create files go
 
 
-def test_exclusive_create_lock_of_a_dead_process_is_broken(tmp_path: Path) -> None:
+def test_holder_is_recorded_beside_the_lock_while_held(tmp_path: Path) -> None:
+    lock = DownloadLock(tmp_path / "x.lock")
+    with lock:
+        assert lock.holder_path.read_text() == f"{os.getpid()}@{socket.gethostname()}"
+        assert lock.holder() == f"pid {os.getpid()}@{socket.gethostname()}"
+    assert not lock.holder_path.exists() and lock.holder() is None  # never names a process that let go
+
+
+def test_lock_is_filelock_compatible(tmp_path: Path) -> None:
+    """The lock is filelock's: a filelock.FileLock on the same file (another tool, say) excludes it."""
+    import filelock
+
     path = tmp_path / "x.lock"
-    path.write_text(f"{2**22 + 12345}@{socket.gethostname()}")  # above Linux's pid_max: no such process
-    with FileLock(path, timeout=1.0, use_flock=False):
-        assert path.read_text() == f"{os.getpid()}@{socket.gethostname()}"
-
-
-def test_exclusive_create_lock_of_another_host_is_kept(tmp_path: Path) -> None:
-    path = tmp_path / "x.lock"
-    path.write_text("1@some-other-host")
-    with pytest.raises(LockTimeout):
-        FileLock(path, timeout=0.3, use_flock=False).acquire()
+    with filelock.FileLock(str(path)), pytest.raises(LockTimeout, match="another process holds"):
+        DownloadLock(path, timeout=0.2).acquire()
+    with DownloadLock(path), pytest.raises(filelock.Timeout):
+        filelock.FileLock(str(path)).acquire(timeout=0)
 
 
 def test_waiter_gives_up_when_the_holder_makes_no_progress(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
-    with FileLock(path), pytest.raises(LockTimeout, match="no progress"):
-        FileLock(path, stall_timeout=0.3, probe=lambda: 42).acquire()
+    with DownloadLock(path), pytest.raises(LockTimeout, match="no progress"):
+        DownloadLock(path, stall_timeout=0.3, probe=lambda: 42).acquire()
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], env=child_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        with pytest.raises(LockTimeout, match=f"pid {holder.pid}@"):
+            DownloadLock(path, timeout=0.2).acquire()
+    finally:
+        holder.kill()
+        holder.wait(10)
+    with DownloadLock(path, timeout=2.0):  # the operating system released it with the process
+        pass
+
+
+def test_lock_in_a_read_only_directory_is_an_error_not_a_wait(tmp_path: Path) -> None:
+    """A read-only cache directory: the error says where and what to do, at once (as root too)."""
+    shared = Path(tempfile.mkdtemp(prefix="ghnctl-lock-"))  # outside pytest's private tmp: other users can enter
+    try:
+        shared.chmod(0o755)
+        locks = shared / "locks"
+        locks.mkdir(mode=0o555)
+        locks.chmod(0o555)  # mkdir's mode is masked by the umask
+        child = subprocess.run(
+            [sys.executable, "-c", TRY_LOCK, str(locks / "x.lock")],
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    assert child.returncode == 0, child.stderr
+    message, hint, elapsed = child.stdout.strip().split("|")
+    assert message == f"cannot lock {str(locks / 'x.lock')!r}: Permission denied"
+    assert "writable" in hint and "GHNCTL_CACHE_DIR" in hint
+    assert float(elapsed) < 1.0
+
+
+def test_lock_under_a_file_is_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(GhnctlError, match="cannot lock .*Not a directory") as info:
+        DownloadLock(blocker / "locks" / "x.lock", timeout=5).acquire()
+    assert "GHNCTL_CACHE_DIR" in info.value.hint
 
 
 def test_clear_refuses_an_entry_being_downloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GHNCTL_CACHE_DIR", str(tmp_path))
     cache.entry_dir("ghn3tm8").mkdir(parents=True)
-    with FileLock(cache.lock_path("ghn3tm8")), pytest.raises(LockTimeout):
+    with DownloadLock(cache.lock_path("ghn3tm8")), pytest.raises(LockTimeout):
         cache.clear("ghn3tm8")
     assert cache.entry_dir("ghn3tm8").exists()
     assert cache.clear("ghn3tm8").names == ["ghn3tm8"]
 
 
 # ------------------------------------------------------------------------------------------------
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from ghnctl.hub.lock import DownloadLock
+
+    with DownloadLock(sys.argv[1]):
+        print("HELD", flush=True)
+        time.sleep(60)
+    """
+)
+
+TRY_LOCK = textwrap.dedent(
+    """
+    import os, sys, time
+    from ghnctl.errors import GhnctlError
+    from ghnctl.hub.lock import DownloadLock
+
+    if os.geteuid() == 0:  # root writes anywhere: become nobody, for whom read-only is read-only
+        import filelock  # first, while the interpreter's own files (maybe in ~root) can still be read
+
+        os.setgid(65534)
+        os.setuid(65534)
+    started = time.monotonic()
+    try:
+        DownloadLock(sys.argv[1], timeout=10).acquire()
+    except GhnctlError as exc:
+        print(f"{exc.message}|{exc.hint}|{time.monotonic() - started:.3f}")
+    else:
+        print("locked a read-only directory")
+    """
+)
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+
+
 CHILD = textwrap.dedent(
     """
     import json, sys

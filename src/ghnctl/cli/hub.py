@@ -158,9 +158,13 @@ def announce_download(output: Output, *, auto: bool = False) -> Callable[[Target
     return announce
 
 
-def resolve_ghn_cli(output: Output, spec: str, *, offline: bool = False) -> Path:
-    """``hub.resolve_ghn`` with download feedback on stderr: what ``--ghn`` options should call."""
+def resolve_ghn_cli(output: Output, spec: str, *, offline: bool = False, option: str = "--ghn") -> Path:
+    """``hub.resolve_ghn`` with download feedback on stderr: what ``--ghn`` options should call.
+
+    ``option`` is the calling command's option that takes a GHN file: error hints offer it.
+    """
     from ghnctl.hub import resolve_ghn
+    from ghnctl.hub.hints import option_file_hint
 
     with DownloadProgress(output) as progress:
         return resolve_ghn(
@@ -168,6 +172,7 @@ def resolve_ghn_cli(output: Output, spec: str, *, offline: bool = False) -> Path
             offline=True if offline else None,
             on_progress=progress,
             on_download=announce_download(output, auto=spec == "auto"),
+            file_hint=option_file_hint(option),
         )
 
 
@@ -231,6 +236,7 @@ def pull_command(
 
     output = Output(json_out)
     with DownloadProgress(output) as progress:
+        # No file_hint: `pull` takes no file, so its error hints must not offer one.
         cached, downloaded = pull(
             name,
             force=force,

@@ -4,13 +4,14 @@ Modules, one job each:
 
 * ``registry``: the known GHNs (``REGISTRY``, ``get_entry``) and their URLs;
 * ``download``: one HTTP download into a ``.part`` file: resume, retries, size/sha256 checks;
-* ``lock``: the inter-process lock that makes concurrent processes download once;
+* ``lock``: the inter-process lock (over ``filelock``) that makes concurrent processes download once;
 * ``cache``: the cache layout, ``lookup``/``list_cached``/``clear``/``cache_path``;
 * ``store``: lock + download + convert once to safetensors + record (``pull``);
-* ``resolve``: ``--ghn SPEC`` -> a file (``resolve_ghn``).
+* ``resolve``: ``--ghn SPEC`` -> a file (``resolve_ghn``);
+* ``hints``: the how-to-fix part of errors, worded for the command (or library call) that asked.
 
-Nothing here prints; progress goes to callbacks. Importing this package does not import torch or
-requests.
+Nothing here prints; progress goes to callbacks. Importing this package does not import torch,
+requests or filelock.
 """
 
 from __future__ import annotations

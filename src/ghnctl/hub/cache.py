@@ -6,7 +6,8 @@ every call)::
     ghns/<name>/<sha256>.safetensors   the GHN in ghnctl's format; <sha256> is the download's hash
     ghns/<name>/meta.json              written last: an entry counts only once this exists
     ghns/<name>/download-*.part(.json) an unfinished download (resumed by the next pull)
-    locks/<name>.lock                  inter-process download lock (never deleted)
+    locks/<name>.lock                  inter-process download lock (may stay after use)
+    locks/<name>.lock.pid              ``pid@host`` of the lock's holder, while held
 
 ``<name>`` is a registry name (``ghn3tm8``) or ``url-<hash>`` for a GHN given by URL. An entry
 whose ``meta.json`` is missing or unreadable, or whose file is missing or of the wrong size, is not
@@ -189,7 +190,7 @@ def clear(name: str | None = None, *, lock_timeout: float = 0.0) -> Cleared:
     Each entry is deleted under its download lock, so a download in progress is never pulled out
     from under its process: that raises ``LockTimeout`` instead. Lock files stay (they are empty).
     """
-    from ghnctl.hub.lock import FileLock
+    from ghnctl.hub.lock import DownloadLock
 
     root = cache_path() / GHNS_DIR
     if name is not None:
@@ -203,7 +204,7 @@ def clear(name: str | None = None, *, lock_timeout: float = 0.0) -> Cleared:
     for directory in targets:
         if not directory.exists():
             continue
-        with FileLock(lock_path(directory.name), timeout=lock_timeout):
+        with DownloadLock(lock_path(directory.name), timeout=lock_timeout):
             freed += _tree_size(directory)
             try:
                 shutil.rmtree(directory)

@@ -3,10 +3,14 @@
 ``fetch`` streams the response into ``part`` and reports progress through a callback (it never
 prints). A partial file left by an earlier attempt or run is resumed with an HTTP ``Range``
 request (with ``If-Range`` when the server gave a validator): a ``206`` appends, a ``200`` means
-the server sends the whole file again and the part is restarted. Connection errors, timeouts,
-truncated bodies and 5xx/429 answers are retried with exponential backoff; the retry budget
-resets whenever an attempt made progress, and is bounded otherwise. 404, 401/403 and other
-client errors fail at once.
+the server sends the whole file again and the part is restarted.
+
+Only what can recover is retried: timeouts, connections dropped or reset, truncated bodies and
+5xx/429 answers, with exponential backoff; the retry budget resets whenever an attempt made
+progress, and is bounded otherwise. A host that cannot be reached at all (its name does not
+resolve, it refuses the connection, there is no route to its network) fails at once, as do 404,
+401/403 and other client errors. Errors are classified by the exception types requests/urllib3
+wrap (``_chain``), never by their message text.
 
 The finished file is checked against the expected size and sha256: the registry's, else what
 the server declares (``X-Linked-Size``/``X-Linked-ETag``, as HuggingFace sends for LFS files, or
@@ -19,18 +23,23 @@ where the file goes once verified: see ``pull``.
 
 from __future__ import annotations
 
+import errno
+import http.client
 import json
 import os
 import re
 import shutil
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from ghnctl import __version__
 from ghnctl.errors import ChecksumMismatch, GhnctlError
+from ghnctl.hub import hints
 from ghnctl.io import sha256_file
 
 if TYPE_CHECKING:
@@ -65,7 +74,11 @@ ProgressCallback = Callable[[DownloadEvent], None]
 
 @dataclass(frozen=True)
 class DownloadPolicy:
-    """Timeouts (seconds), retry budget and backoff of a download."""
+    """Timeouts (seconds), retry budget and backoff of a download.
+
+    ``retries``: retries in a row without progress (delays ``backoff`` * 1, 2, 4, ... capped at
+    ``backoff_max``); ``max_attempts``: requests in all, progress or not.
+    """
 
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
@@ -95,6 +108,11 @@ class Target:
     trust_etag: bool = False
     approx_size: int | None = None
 
+    @property
+    def pull_spec(self) -> str:
+        """What `ghnctl pull` takes to fetch this file: the registry name, or the URL."""
+        return self.url if self.name.startswith("url-") else self.name
+
 
 @dataclass(frozen=True)
 class Fetched:
@@ -114,18 +132,27 @@ class _Restart(Exception):
     """The partial file cannot be resumed: start again from byte 0."""
 
 
+# Where the retry loop sleeps; tests replace it to record the delays instead of waiting.
+_sleep = time.sleep
+
 _SHA256 = re.compile(r'^(?:W/)?"?([0-9a-fA-F]{64})"?$')
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
 # ------------------------------------------------------------------------------------------------
 def fetch(
-    target: Target, part: Path, *, policy: DownloadPolicy = DEFAULT_POLICY, on_progress: ProgressCallback | None = None
+    target: Target,
+    part: Path,
+    *,
+    policy: DownloadPolicy = DEFAULT_POLICY,
+    on_progress: ProgressCallback | None = None,
+    file_hint: str | None = None,
 ) -> Fetched:
     """Download ``target.url`` into ``part`` (resuming it if present) and verify it.
 
     Raises DownloadError (network/HTTP/disk), ChecksumMismatch (size or sha256; the file is
-    deleted). The caller must hold the download lock of ``target.name``.
+    deleted). The caller must hold the download lock of ``target.name``. ``file_hint`` says how
+    the caller could use a local file instead (see ``ghnctl.hub.hints``); None when it cannot.
     """
     import requests
 
@@ -139,7 +166,7 @@ def fetch(
             if complete is not None:  # an earlier run downloaded it all but stopped before using it
                 declared, resumed = complete, True
             else:
-                declared, resumed = _download(session, target, part, policy, emit)
+                declared, resumed = _download(session, target, part, policy, emit, file_hint)
             try:
                 return _verify(target, part, declared, emit)
             except ChecksumMismatch:
@@ -164,7 +191,12 @@ class _Declared:
 
 
 def _download(
-    session: requests.Session, target: Target, part: Path, policy: DownloadPolicy, emit: Callable[[DownloadEvent], None]
+    session: requests.Session,
+    target: Target,
+    part: Path,
+    policy: DownloadPolicy,
+    emit: Callable[[DownloadEvent], None],
+    file_hint: str | None,
 ) -> tuple[_Declared, bool]:
     """Run attempts until the whole body is in ``part``; return what the server declared."""
     failures = attempts = 0
@@ -172,7 +204,7 @@ def _download(
         attempts += 1
         before = _size(part)
         try:
-            declared, offset = _attempt(session, target, part, policy, emit)
+            declared, offset = _attempt(session, target, part, policy, emit, file_hint)
             return declared, offset > 0
         except _Restart as exc:
             _discard(part)
@@ -184,17 +216,22 @@ def _download(
             if failures > policy.retries or attempts >= policy.max_attempts:
                 raise DownloadError(
                     f"cannot download {target.name} from {target.url}: {exc}",
-                    hint=_network_hint(exc),
+                    hint="check the network, then run the command again: the download resumes where it stopped",
                 ) from None
             delay = min(policy.backoff_max, policy.backoff * 2 ** max(failures - 1, 0))
             emit(
                 DownloadEvent("retry", target.name, target.url, _size(part), None, f"{exc}; retrying in {delay:.1f} s")
             )
-            time.sleep(delay)
+            _sleep(delay)
 
 
 def _attempt(
-    session: requests.Session, target: Target, part: Path, policy: DownloadPolicy, emit: Callable[[DownloadEvent], None]
+    session: requests.Session,
+    target: Target,
+    part: Path,
+    policy: DownloadPolicy,
+    emit: Callable[[DownloadEvent], None],
+    file_hint: str | None,
 ) -> tuple[_Declared, int]:
     """One request: stream the (rest of the) body into ``part``."""
     import requests
@@ -215,6 +252,12 @@ def _attempt(
     except requests.exceptions.InvalidURL as exc:
         raise DownloadError(f"invalid URL {target.url!r}: {exc}") from None
     except (requests.ConnectionError, requests.Timeout) as exc:
+        reason = _unreachable(exc)
+        if reason is not None:  # retrying cannot help: say so now rather than after the backoff
+            raise DownloadError(
+                f"cannot download {target.name} from {target.url}: {reason}",
+                hint=hints.unreachable(target.pull_spec, file_hint),
+            ) from None
         raise _Transient(_describe(exc)) from None
     except requests.RequestException as exc:
         raise DownloadError(f"cannot download {target.url}: {_describe(exc)}") from None
@@ -224,7 +267,7 @@ def _attempt(
         status = response.status_code
         if status == 416 and offset > 0:
             raise _Restart("the server refused to resume")
-        _check_status(response, target)
+        _check_status(response, target, file_hint)
         if status == 206:
             start, total = _content_range(response)
             if start != offset:
@@ -349,21 +392,15 @@ def _declared(response: requests.Response, target: Target) -> _Declared:
     return declared
 
 
-def _check_status(response: requests.Response, target: Target) -> None:
+def _check_status(response: requests.Response, target: Target, file_hint: str | None) -> None:
     status = response.status_code
     if status in (200, 206):
         return
     where = f"{target.name} at {response.url or target.url}"
     if status in (404, 410):
-        raise DownloadError(
-            f"{where} was not found (HTTP {status})",
-            hint="check the name and GHNCTL_HUB_URL, or pass --ghn PATH to a local file",
-        )
+        raise DownloadError(f"{where} was not found (HTTP {status})", hint=hints.not_found(file_hint))
     if status in (401, 403):
-        raise DownloadError(
-            f"access to {where} was refused (HTTP {status})",
-            hint="the file may be private or moved; download it by hand and pass --ghn PATH",
-        )
+        raise DownloadError(f"access to {where} was refused (HTTP {status})", hint=hints.access_refused(file_hint))
     if status == 429 or status >= 500:
         raise _Transient(f"the server answered HTTP {status}")
     raise DownloadError(f"cannot download {where}: HTTP {status} {response.reason or ''}".rstrip())
@@ -454,34 +491,83 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps, each once.
+
+    requests wraps urllib3's errors, which wrap the socket's: a refused connection arrives as
+    ``requests.ConnectionError`` <- ``MaxRetryError`` (``reason``) <- ``NewConnectionError`` <-
+    ``ConnectionRefusedError``, linked through ``__cause__``/``__context__``, ``args`` and ``reason``.
+    """
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why the host of a failed request cannot be reached at all, or None when a retry may help.
+
+    Decided by the socket error at the root of the chain: an unresolvable name (``gaierror``), a
+    refused connection or no network at all (``ENETUNREACH``) is not transient; a timeout, a reset,
+    an unreachable host (a router may find it again) or anything else is. (urllib3's
+    ``NewConnectionError`` subclasses its ``TimeoutError``: the wrapper types say nothing.)
+    """
+    import requests
+
+    proxy = isinstance(exc, requests.exceptions.ProxyError)
+    for cause in _chain(exc):
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve host {_failed_host(exc, with_port=False, proxy=proxy)}"
+        code = cause.errno if isinstance(cause, OSError) else None
+        if isinstance(cause, ConnectionRefusedError) or code == errno.ECONNREFUSED:
+            return f"connection to {_failed_host(exc, with_port=True, proxy=proxy)} refused"
+        if code == errno.ENETUNREACH:
+            return f"the network is unreachable (connecting to {_failed_host(exc, with_port=True, proxy=proxy)})"
+    return None
+
+
+def _failed_host(exc: BaseException, *, with_port: bool, proxy: bool) -> str:
+    """The host the failed connection was for: urllib3's connection, else the request's URL.
+
+    The connection knows best (a redirect's new host, a proxy); the URL is the fallback.
+    """
+    host = port = None
+    for cause in _chain(exc):
+        conn = getattr(cause, "conn", None)
+        if isinstance(getattr(conn, "host", None), str):
+            host, port = conn.host, getattr(conn, "port", None)
+            break
+    if host is None:
+        request = getattr(exc, "request", None)
+        parts = urlsplit(getattr(request, "url", None) or "")
+        host, port = parts.hostname, parts.port
+    text = f"{host}:{port}" if with_port and port else (host or "the server")
+    return f"{text} (the proxy)" if proxy else text
+
+
 def _describe(exc: BaseException) -> str:
-    """A short reason for a requests/urllib3 error: refused, timed out, reset, ..."""
-    text = str(exc)
-    lowered = text.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "timed out" in lowered or "timeout" in lowered:
+    """A short reason for a retried requests/urllib3 error: timed out, reset, broke off, ..."""
+    import requests
+
+    causes = list(_chain(exc))
+
+    def caused_by(*types: type[BaseException]) -> bool:
+        return any(isinstance(c, types) for c in causes)
+
+    if caused_by(TimeoutError, requests.Timeout):
         return "the connection timed out"
-    if (
-        "name or service not known" in lowered
-        or "nodename nor servname" in lowered
-        or "failed to resolve" in lowered
-        or "getaddrinfo" in lowered
-    ):
-        return "the host name could not be resolved"
-    if "incompleteread" in lowered or "connection broken" in lowered or "prematurely" in lowered:
+    if caused_by(http.client.IncompleteRead):
         return "the connection broke off mid-file"
-    if "reset" in lowered or "aborted" in lowered:
+    if caused_by(ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
         return "the connection was reset"
+    if caused_by(http.client.RemoteDisconnected):
+        return "the server closed the connection without answering"
+    text = str(exc)
     first = text.splitlines()[0] if text else type(exc).__name__
     return first if len(first) <= 160 else first[:157] + "..."
-
-
-def _network_hint(exc: BaseException) -> str:
-    text = str(exc)
-    if "refused" in text or "resolved" in text:
-        return (
-            "check the network and GHNCTL_HUB_URL; without network use `ghnctl pull` elsewhere "
-            "and copy the cache, or pass --ghn PATH"
-        )
-    return "run the command again: the download resumes where it stopped"

@@ -11,7 +11,8 @@ SPEC is one of, checked in this order:
   that name;
 * a path to an existing file (official ``.pt``/joblib or ghnctl ``.safetensors``), returned as is.
 
-An explicit SPEC never falls back to anything else: a failure is an error naming SPEC.
+An explicit SPEC never falls back to anything else: a failure is an error naming SPEC. Its hint
+offers a local file the way the caller takes one (``file_hint``, see ``ghnctl.hub.hints``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from pathlib import Path
 
 from ghnctl import settings
 from ghnctl.errors import CheckpointError, Offline
-from ghnctl.hub import cache
+from ghnctl.hub import cache, hints
 from ghnctl.hub.download import DownloadPolicy, ProgressCallback
 from ghnctl.hub.registry import AUTO_DOWNLOAD, AUTO_PREFERENCE, get_entry, registry_name, unknown_ghn
-from ghnctl.hub.store import AnnounceCallback, is_url, offline_hint, pull
+from ghnctl.hub.store import AnnounceCallback, is_url, pull
 
 AUTO = "auto"
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl", ".joblib", ".ckpt", ".bin", ".safetensors")
@@ -37,15 +38,24 @@ def resolve_ghn(
     on_progress: ProgressCallback | None = None,
     on_download: AnnounceCallback | None = None,
     policy: DownloadPolicy | None = None,
+    file_hint: str | None = hints.LIBRARY_FILE_HINT,
 ) -> Path:
     """The file to load for ``--ghn SPEC`` (see the module docstring), downloading if needed.
 
     ``offline`` defaults to ``GHNCTL_OFFLINE``/``HF_HUB_OFFLINE``. Cached GHNs are returned
     without any network request. Registry names and URLs resolve to the cached safetensors file.
+    ``file_hint``: how the caller takes a local file instead, for error hints (a command passes
+    ``hints.option_file_hint("--ghn")``; the default suits library calls).
     """
     offline = settings.offline() if offline is None else offline
     text = os.fspath(spec)
-    kwargs = {"offline": offline, "on_progress": on_progress, "on_download": on_download, "policy": policy}
+    kwargs = {
+        "offline": offline,
+        "on_progress": on_progress,
+        "on_download": on_download,
+        "policy": policy,
+        "file_hint": file_hint,
+    }
     if text == AUTO:
         return _auto(**kwargs)
     if is_url(text):
@@ -75,13 +85,15 @@ def best_cached() -> Path | None:
     return None
 
 
-def _auto(*, offline: bool, **kwargs: object) -> Path:
+def _auto(*, offline: bool, file_hint: str | None, **kwargs: object) -> Path:
     found = best_cached()
     if found is not None:
         return found
     if offline:
-        raise Offline("no official GHN-3 is in the cache and offline mode is on", hint=offline_hint(AUTO_DOWNLOAD))
-    return pull(get_entry(AUTO_DOWNLOAD), offline=offline, **kwargs)[0].path  # type: ignore[arg-type]
+        raise Offline(
+            "no official GHN-3 is in the cache and offline mode is on", hint=hints.offline(AUTO_DOWNLOAD, file_hint)
+        )
+    return pull(get_entry(AUTO_DOWNLOAD), offline=offline, file_hint=file_hint, **kwargs)[0].path  # type: ignore[arg-type]
 
 
 def _looks_like_path(text: str) -> bool:

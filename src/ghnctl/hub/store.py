@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ghnctl import settings
 from ghnctl.errors import CheckpointError, Offline
-from ghnctl.hub import cache
+from ghnctl.hub import cache, hints
 from ghnctl.hub.cache import CachedGhn
 from ghnctl.hub.download import (
     DEFAULT_POLICY,
@@ -35,17 +35,10 @@ from ghnctl.hub.download import (
     discard_part,
     fetch,
 )
-from ghnctl.hub.lock import FileLock
+from ghnctl.hub.lock import DownloadLock
 from ghnctl.hub.registry import RegistryEntry, get_entry
 
 AnnounceCallback = Callable[[Target], None]
-
-
-def offline_hint(name: str) -> str:
-    return (
-        f"run `ghnctl pull {name}` on a machine with network and copy its cache directory "
-        "(`ghnctl cache path`) here, or pass --ghn PATH to a checkpoint file"
-    )
 
 
 def target_for(spec: str | RegistryEntry) -> Target:
@@ -78,6 +71,7 @@ def pull(
     on_progress: ProgressCallback | None = None,
     on_download: AnnounceCallback | None = None,
     policy: DownloadPolicy | None = None,
+    file_hint: str | None = None,
 ) -> tuple[CachedGhn, bool]:
     """Make sure the GHN ``spec`` (registry name/entry, URL or Target) is cached; return it.
 
@@ -85,7 +79,8 @@ def pull(
     network request unless ``force``. ``offline`` (default: ``GHNCTL_OFFLINE``/``HF_HUB_OFFLINE``)
     turns a needed download into an ``Offline`` error. ``on_download(target)`` is called once
     before a download starts (show its size, or raise to cancel); ``on_progress`` gets
-    ``DownloadEvent``s.
+    ``DownloadEvent``s. ``file_hint`` says how the caller could use a local file instead, for
+    error hints (see ``ghnctl.hub.hints``); None, the default, offers none.
     """
     target = spec if isinstance(spec, Target) else target_for(spec)
     if not force and (hit := cache.lookup(target.name)) is not None:
@@ -98,7 +93,7 @@ def pull(
             )
         raise Offline(
             f"{target.name} is not in the GHN cache ({cache.cache_path()}) and offline mode is on",
-            hint=offline_hint(target.name if not target.name.startswith("url-") else target.url),
+            hint=hints.offline(target.pull_spec, file_hint),
         )
     policy = policy or DEFAULT_POLICY
     emit = on_progress or (lambda event: None)
@@ -112,7 +107,7 @@ def pull(
             )
         )
 
-    lock = FileLock(
+    lock = DownloadLock(
         cache.lock_path(target.name),
         stall_timeout=policy.lock_stall_timeout,
         probe=lambda: _progress_probe(directory),
@@ -124,7 +119,7 @@ def pull(
         if on_download is not None:
             on_download(target)
         directory.mkdir(parents=True, exist_ok=True)
-        fetched = fetch(target, part, policy=policy, on_progress=emit)
+        fetched = fetch(target, part, policy=policy, on_progress=emit, file_hint=file_hint)
         cached = _convert_and_record(target, fetched, emit)
         emit(DownloadEvent("done", target.name, target.url, fetched.size, fetched.size))
         return cached, True
