@@ -1,5 +1,5 @@
-"""Fine-tuning speed: the ``ghnctl.finetune`` engine against a minimal plain PyTorch loop, and
-data-loading throughput from a JPEG ImageFolder tree.
+"""Fine-tuning speed: the ``ghnctl.training.finetune`` engine against a minimal plain PyTorch loop,
+and data-loading throughput from a JPEG ImageFolder tree.
 
 Usage::
 
@@ -15,6 +15,10 @@ and a textbook ``for x, y in loader`` loop. Training images/s is measured over t
 ``--warmup`` steps, loops alternate (engine, plain, engine, ...) and the median of ``--repeats`` is
 reported, because these shared 2-core machines vary by 2-10x with load: read the ratio, not the
 absolute numbers.
+
+The data-loading table adds the alternative ghnctl does not use: torchvision's ``v2.RandomCrop`` /
+``v2.RandomHorizontalFlip`` classes, made worker-count independent by seeding torch's global CPU
+generator per sample (and restoring it), to show what that would cost.
 
 Without ``--data``, ``--images`` images (evenly over the classes) are extracted from
 ``<shared>/data/cifar10-train-jpg.tar.gz`` into a temporary folder (``<shared>`` is
@@ -40,8 +44,12 @@ from torch import nn
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from ghnctl import data as D  # noqa: E402
-from ghnctl import finetune as F  # noqa: E402
+from ghnctl.training import data as D  # noqa: E402
+from ghnctl.training import events as E  # noqa: E402
+from ghnctl.training import finetune as F  # noqa: E402
+from ghnctl.training import loaders as L  # noqa: E402
+from ghnctl.training.optim import warmup_cosine  # noqa: E402
+from ghnctl.training.transforms import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
 
 
 def shared_dir() -> Path | None:
@@ -78,11 +86,11 @@ def build_model(arch: str, num_classes: int, seed: int) -> nn.Module:
 
 
 def engine_rate(model: nn.Module, bundle: D.DataBundle, args: argparse.Namespace) -> float:
-    """Images/s of ghnctl.finetune over the steps after the warmup (epoch-0 evaluation excluded)."""
+    """Images/s of the finetune engine over the steps after the warmup (epoch-0 evaluation excluded)."""
     marks: dict[int, float] = {}
 
     def on_event(event: object) -> None:
-        if isinstance(event, F.StepDone) and event.global_step in (args.warmup, args.warmup + args.steps):
+        if isinstance(event, E.StepDone) and event.global_step in (args.warmup, args.warmup + args.steps):
             marks[event.global_step] = time.perf_counter()
 
     config = F.FinetuneConfig(
@@ -99,7 +107,7 @@ def plain_rate(model: nn.Module, root: Path, args: argparse.Namespace) -> float:
 
     tf = T.Compose([
         T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-        T.Normalize(D.CIFAR10_MEAN, D.CIFAR10_STD),
+        T.Normalize(CIFAR10_MEAN, CIFAR10_STD),
     ])
     dataset = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf)
     loader = torch.utils.data.DataLoader(
@@ -108,7 +116,7 @@ def plain_rate(model: nn.Module, root: Path, args: argparse.Namespace) -> float:
     )
     total = args.warmup + args.steps
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, F.lr_schedule(total, 0))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, 0))
     criterion = nn.CrossEntropyLoss()
     model.train()
     step, start = 0, 0.0
@@ -145,24 +153,50 @@ def loader_rate(make_loader, images: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
+class SeededV2Classes:
+    """The rejected design: v2's random transform classes, re-seeding torch's global CPU generator per
+    sample (restoring it afterwards) so that results would not depend on the number of workers."""
+
+    def __init__(self) -> None:
+        from torchvision.transforms import v2
+
+        self.tf = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()])
+
+    def __call__(self, img: object, rng: object) -> object:
+        generator = torch.default_generator
+        saved = generator.get_state()
+        generator.manual_seed(rng.getrandbits(63))  # type: ignore[attr-defined]
+        try:
+            return self.tf(img)
+        finally:
+            generator.set_state(saved)
+
+
 def data_rows(bundle: D.DataBundle, root: Path, args: argparse.Namespace) -> list[tuple[str, int, float]]:
     from torchvision import transforms as T
 
     tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.PILToTensor()])
+    v2_bundle = D.DataBundle(bundle.train, bundle.val, SeededV2Classes(), bundle.eval_transform, bundle.info,
+                             bundle.config)
     rows = []
     for workers in sorted({0, 1, 2, args.workers}):
-        def ghnctl_loader(w: int = workers) -> object:
-            return D.train_loader(bundle, batch_size=args.batch_size, seed=0, workers=w)[0]
+        def ghnctl_loader(w: int = workers, b: D.DataBundle = bundle) -> object:
+            return L.train_loader(b, batch_size=args.batch_size, seed=0, workers=w)[0]
+
+        def v2_loader(w: int = workers) -> object:
+            return ghnctl_loader(w, v2_bundle)
 
         def tv_loader(w: int = workers) -> object:
             ds = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf)
             return torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=w)
 
         n = min(args.data_images, len(bundle.train))
-        rows.append(("ghnctl.data (uint8, seeded augmentation)", workers, statistics.median(
-            loader_rate(ghnctl_loader, n) for _ in range(args.repeats))))
-        rows.append(("torchvision ImageFolder + transforms (uint8)", workers, statistics.median(
-            loader_rate(tv_loader, n) for _ in range(args.repeats))))
+        for name, make in (
+            ("ghnctl.training (v2.functional, per-sample random.Random)", ghnctl_loader),
+            ("same loader, v2 Random* classes seeded per sample", v2_loader),
+            ("torchvision ImageFolder + v1 transforms (uint8)", tv_loader),
+        ):
+            rows.append((name, workers, statistics.median(loader_rate(make, n) for _ in range(args.repeats))))
     return rows
 
 
@@ -200,7 +234,7 @@ def main() -> None:
             e, p = statistics.median(engine), statistics.median(plain)
             print("| training loop | images/s (median) | runs |")
             print("|---|---:|---|")
-            print(f"| ghnctl.finetune engine | {e:.1f} | {', '.join(f'{r:.1f}' for r in engine)} |")
+            print(f"| ghnctl.training.finetune engine | {e:.1f} | {', '.join(f'{r:.1f}' for r in engine)} |")
             print(f"| plain PyTorch loop | {p:.1f} | {', '.join(f'{r:.1f}' for r in plain)} |")
             print(f"| **ratio engine / plain** | **{e / p:.3f}** | target >= 0.95 |\n")
         print("| data loading (decode + crop/flip, no model) | workers | images/s (median) |")

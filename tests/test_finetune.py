@@ -1,4 +1,4 @@
-"""ghnctl.finetune: config, recipe, loss goes down, exact reproducibility, exact resume, bad data."""
+"""ghnctl.training.finetune: config, recipe, loss goes down, exact reproducibility, exact resume, bad data."""
 
 from __future__ import annotations
 
@@ -11,16 +11,21 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from ghnctl import data as D
-from ghnctl import finetune as F
+from ghnctl.devices import resolve_device
 from ghnctl.errors import UsageError
 from ghnctl.inits import InitSpec, apply_init
+from ghnctl.training import data as D
+from ghnctl.training import events as E
+from ghnctl.training import finetune as F
+from ghnctl.training.errors import StateError
+from ghnctl.training.evaluate import batch_stats_bn
+from ghnctl.training.optim import warmup_cosine
 from test_finetune_support import cifar_subset, make_tree, one_thread, tiny_net  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _curve(history: F.History) -> list[tuple]:
+def _curve(history: E.History) -> list[tuple]:
     """Everything in the history that must repeat exactly (not the timings)."""
     return [
         (r.epoch, r.label, r.global_step, r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr, r.train_images)
@@ -83,27 +88,27 @@ def test_config_rejects_bad_values(kwargs, flag) -> None:
 
 
 def test_schedule_warms_up_then_decays() -> None:
-    f = F.lr_schedule(total_steps=100, warmup_steps=5)
+    f = warmup_cosine(total_steps=100, warmup_steps=5)
     warm = [f(s) for s in range(5)]
     assert warm == sorted(warm) and warm[0] > 0 and f(5) == pytest.approx(1.0)
     decay = [f(s) for s in range(5, 100)]
     assert decay == sorted(decay, reverse=True) and 0 < decay[-1] < 0.01
-    assert F.lr_schedule(10, 0)(0) == 1.0
+    assert warmup_cosine(10, 0)(0) == 1.0
 
 
 def test_unavailable_device_is_a_usage_error() -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(UsageError, match="CUDA is not available"):
-        F.resolve_device("cuda")
-    assert F.resolve_device("cpu").type == "cpu"
+        resolve_device("cuda")
+    assert resolve_device("cpu").type == "cpu"
 
 
 def test_batch_stats_context_restores_bn_and_leaves_running_stats() -> None:
     net = tiny_net().eval()
     bn = net[1]
     before = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
-    with F.batch_stats_bn(net, True):
+    with batch_stats_bn(net, True):
         assert bn.training and not bn.track_running_stats
         net(torch.randn(4, 3, 8, 8))
     assert not bn.training and bn.track_running_stats
@@ -124,7 +129,7 @@ def test_few_steps_on_real_cifar_lower_the_loss(cifar_subset) -> None:  # noqa: 
     events: list = []
     history = F.finetune(model, bundle, _config(epochs=3, batch_size=32, lr=0.02), on_event=events.append)
     first, *_, last = history.records
-    assert first.label == F.NOT_FINE_TUNED and first.train_loss is None and first.val_acc is not None
+    assert first.label == E.NOT_FINE_TUNED and first.train_loss is None and first.val_acc is not None
     losses = [r.train_loss for r in history.records[1:]]
     assert losses[-1] < losses[0], losses
     assert history.total_steps == 15 and history.global_step == 15 and not history.stopped
@@ -167,12 +172,12 @@ def test_resume_continues_exactly(tree_data, tmp_path) -> None:
     stopped = tiny_net()
     h_stop = F.finetune(
         stopped, tree_data, config,
-        on_event=lambda e: steps.append(e) if isinstance(e, F.StepDone) else None,
+        on_event=lambda e: steps.append(e) if isinstance(e, E.StepDone) else None,
         checkpoint=state, stop=lambda: len(steps) >= 5,
     )
     assert h_stop.stopped and h_stop.global_step == 5 and state.is_file()
     with safe_open(str(state), framework="pt") as f:  # safetensors + JSON: no pickle anywhere
-        position = json.loads(f.metadata()["state"])["position"]
+        position = json.loads(f.metadata()["position"])
     assert (position["epoch"], position["step_in_epoch"]) == (2, 1)  # 4 steps per epoch: mid-epoch 2
 
     torch.manual_seed(1234)  # a different global RNG state: the checkpoint must restore its own
@@ -191,9 +196,9 @@ def test_resume_refuses_other_settings_and_other_files(tree_data, tmp_path) -> N
     net = tiny_net()
     history = F.finetune(net, tree_data, _config(epochs=1))
     F.save_weights(weights, net, _config(epochs=1), history, meta={"model": "tiny"})
-    with pytest.raises(F.StateError, match="not a ghnctl training-state checkpoint"):
+    with pytest.raises(StateError, match="not a ghnctl training-state checkpoint"):
         F.finetune(tiny_net(), tree_data, _config(epochs=1), resume=weights)
-    with pytest.raises(F.StateError, match="does not exist"):
+    with pytest.raises(StateError, match="does not exist"):
         F.finetune(tiny_net(), tree_data, _config(epochs=1), resume=tmp_path / "nope")
 
 
@@ -207,7 +212,7 @@ def test_saved_weights_carry_config_and_history(tree_data, tmp_path) -> None:
         assert set(f.keys()) == set(net.state_dict())
     assert meta["format"] == F.WEIGHTS_FORMAT
     assert json.loads(meta["config"])["lr"] == 0.05
-    assert json.loads(meta["history"])["records"][0]["label"] == F.NOT_FINE_TUNED
+    assert json.loads(meta["history"])["records"][0]["label"] == E.NOT_FINE_TUNED
     loaded = tiny_net(seed=7)
     apply_init(loaded, InitSpec.parse(f"file:{path}"), 3)  # the output is a valid --init file:
     assert _same_weights(loaded, net)
@@ -223,7 +228,7 @@ def test_corrupt_images_are_counted_not_fatal(tmp_path) -> None:
     events: list = []
     history = F.finetune(tiny_net(), bundle, _config(epochs=2), on_event=events.append)
     assert sorted(Path(p).name for p in history.bad_images) == ["bad.jpg", "bad.png"]
-    reported = [n for e in events if isinstance(e, F.BadImages) for n in e.names]
+    reported = [n for e in events if isinstance(e, E.BadImages) for n in e.names]
     assert len(reported) == 2  # each file is reported once, not once per epoch
     assert history.records[1].skipped_images == 2 and history.records[1].train_images == 18
 

@@ -105,7 +105,7 @@ def test_table_and_split_report_on_stderr(run, setup) -> None:
 
 def test_save_resume_and_file_init(run, setup, monkeypatch) -> None:
     # Uninterrupted reference run.
-    full = run(*_base(setup, "--max-steps", "7", "--save", "full.safetensors"))
+    full = run(*_base(setup, "--max-steps", "7", "--out", "full.safetensors"))
     assert full.exit_code == 0, full.stderr
 
     # Same run stopped after 3 steps as a first Ctrl-C would (checkpoint written, exit 130) ...
@@ -117,26 +117,68 @@ def test_save_resume_and_file_init(run, setup, monkeypatch) -> None:
 
     real_stop = cli_finetune._StopFlag.__call__
     monkeypatch.setattr(cli_finetune._StopFlag, "__call__", fake_stop)
-    stopped = run(*_base(setup, "--max-steps", "7", "--checkpoint", "run.state", "--save", "part.safetensors"))
+    stopped = run(*_base(setup, "--max-steps", "7", "--checkpoint", "run.state", "--out", "part.safetensors"))
     assert stopped.exit_code == 130, stopped.stderr
     assert "ghnctl finetune --resume run.state" in " ".join(stopped.stderr.split())
     assert not Path("part.safetensors").exists()
     monkeypatch.setattr(cli_finetune._StopFlag, "__call__", real_stop)
 
     # ... and resumed with only --resume (model, data and settings come from the checkpoint).
-    resumed = run("--resume", "run.state", "--save", "resumed.safetensors", "--json")
+    resumed = run("--resume", "run.state", "-o", "resumed.safetensors", "--json")
     assert resumed.exit_code == 0, resumed.stderr
     a, b = load_file("full.safetensors"), load_file("resumed.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
     # Conflicting settings on resume are refused; the saved weights are a valid --init file:.
     conflict = run("--resume", "run.state", "--lr", "0.5")
-    assert conflict.exit_code == 2 and "differs from the checkpoint" in _one_error_line(conflict)
+    assert conflict.exit_code == 2 and "--lr 0.5 differs from the checkpoint's" in _one_error_line(conflict)
+    conflict = run("--resume", "run.state", "--val-fraction", "0.3")
+    assert conflict.exit_code == 2 and "--val-fraction 0.3 differs" in _one_error_line(conflict)
+    useless = run("--resume", "run.state", "--noise", "0")
+    assert useless.exit_code == 2 and "--noise has no effect with --resume" in _one_error_line(useless)
     again = run(*_base(setup, "--max-steps", "1")[:3], "--init", "file:full.safetensors", "-b", "8",
                 "--max-steps", "1", "--device", "cpu", "--json")
     assert again.exit_code == 0, again.stderr
     summary = json.loads(again.stdout.splitlines()[-1])
     assert summary["init"]["kind"] == "file" and summary["init_report"]["loaded_tensors"] == len(a)
+
+
+def test_old_save_flag_is_a_hidden_alias_of_out(run, setup) -> None:
+    result = run(*_base(setup, "--max-steps", "1", "--save", "old.safetensors"))
+    assert result.exit_code == 0, result.stderr
+    assert Path("old.safetensors").is_file() and "--save is now --out" in result.stderr
+    both = run(*_base(setup, "--save", "a.safetensors", "-o", "b.safetensors"))
+    assert both.exit_code == 2 and "--save is the old name of --out" in _one_error_line(both)
+    help_text = run("--help").stdout
+    assert "--out" in help_text and "--save" not in help_text
+
+
+def test_option_defaults_are_the_configs_defaults() -> None:
+    # The command hands its option values to the configs by name: a default written differently
+    # in the two places would change what a run does depending on whether the option was typed.
+    import dataclasses
+    import inspect
+
+    from ghnctl.inits import DEFAULT_NOISE
+    from ghnctl.training.data import DataConfig
+    from ghnctl.training.finetune import FinetuneConfig
+
+    params = inspect.signature(cli_finetune.finetune).parameters
+    checked = 0
+    for cls in (FinetuneConfig, DataConfig):
+        for f in dataclasses.fields(cls):
+            if f.name in params and f.default is not dataclasses.MISSING:
+                assert params[f.name].default == f.default, (cls.__name__, f.name)
+                checked += 1
+    assert checked >= 18
+    assert params["noise"].default == DEFAULT_NOISE
+
+
+def test_offline_flag_keeps_cifar_off_the_network(run, setup) -> None:
+    result = run("--data", "cifar10", "--init", "random", "--offline")
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    assert "CIFAR-10 is not in" in line and "offline mode is on" in line
 
 
 def test_existing_output_is_refused_before_any_work(run, setup, monkeypatch) -> None:
@@ -145,10 +187,10 @@ def test_existing_output_is_refused_before_any_work(run, setup, monkeypatch) -> 
     def refuse(*args, **kwargs):
         raise AssertionError("data loaded before the output path was checked")
 
-    from ghnctl import data
+    from ghnctl.training import data
 
     monkeypatch.setattr(data, "load_data", refuse)
-    result = run(*_base(setup, "--save", "out.safetensors"))
+    result = run(*_base(setup, "--out", "out.safetensors"))
     assert result.exit_code == 1
     assert "already exists" in _one_error_line(result) and "--force" in result.stderr
     assert Path("out.safetensors").read_bytes() == b"keep"

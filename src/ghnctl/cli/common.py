@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import typer
 
 from ghnctl.cli.output import Output
 
 if TYPE_CHECKING:
     from ghnctl.zoo import ModelSpec
+
+# Where a value the user gave comes from (click's ParameterSource names): not a default.
+_GIVEN_SOURCES = frozenset({"COMMANDLINE", "ENVIRONMENT"})
 
 
 def load_model(
@@ -21,3 +26,18 @@ def load_model(
         from ghnctl import zoo
 
         return zoo.resolve_model(spec, num_classes=num_classes, image_size=image_size, seed=seed)
+
+
+def option_values(ctx: typer.Context) -> tuple[dict[str, Any], frozenset[str]]:
+    """The command's parameter values by Python name, and the names the user gave (on the
+    command line or in the environment) rather than left at their defaults.
+
+    Engine configs take the values named like their fields (``ghnctl.training.configs``); a
+    resumed run needs to know which settings were given explicitly.
+    """
+    values = dict(ctx.params)
+    given = frozenset(
+        name for name in values
+        if (source := ctx.get_parameter_source(name)) is not None and source.name in _GIVEN_SOURCES
+    )
+    return values, given

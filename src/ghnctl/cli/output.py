@@ -63,6 +63,11 @@ class Output:
         # soft_wrap: one line however long, so scripts and tests can match it.
         self.console.print(_escape(text), style="red", soft_wrap=True)
 
+    def record(self, data: dict[str, Any]) -> None:
+        """One compact JSON line on stdout, flushed: a record of a stream (e.g. one per epoch)."""
+        sys.stdout.write(json.dumps(data, default=_json_default) + "\n")
+        sys.stdout.flush()
+
 
 def _escape(text: str) -> str:
     from rich.markup import escape
