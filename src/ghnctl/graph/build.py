@@ -12,6 +12,8 @@ and predecessor sets, which gives the same graph in a fraction of the time.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -96,61 +98,95 @@ def _filter(nodes: list[RawNode], adj: _Adjacency, patterns: list[str] | None = 
     Patterns are matched as substrings of node names, in order: ``Mul`` (kept only when it looks
     like squeeze-excitation), every unsupported name, ``Mean`` (kept only in the classifier head
     of networks with sigmoid/swish), then ``Add``/``Cat`` (kept only with more than one input).
+
+    The official code rebuilds its matrix after every pattern; we keep the original node indices
+    throughout (the surviving nodes never change their relative order) and compact once at the end.
     """
+    names = [node.name for node in nodes]
     if patterns is None:
-        unsupported = set()
-        for node in nodes:
-            name = node.name
-            opn = op_name(name)
-            norm_bias = "norm" in type(node.module).__name__.lower() and opn.endswith(".bias")
-            supported = not norm_bias and is_supported_module(node.module)
-            if not supported and opn not in OP_TYPES:
-                unsupported.add(name)
-        # set order does not change the result: these patterns only remove nodes
-        patterns = ["Mul", *sorted(unsupported), "Mean", "Add", "Cat"]
-
-    has_cse = any("sigmoid" in n.name.lower() or "swish" in n.name.lower() for n in nodes)
+        patterns = ["Mul", *sorted(_unsupported_names(nodes)), "Mean", "Add", "Cat"]
+    has_cse = any("sigmoid" in name.lower() or "swish" in name.lower() for name in names)
     n_incoming = [len(p) for p in adj.pred]
+    by_name: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        by_name.setdefault(name, []).append(i)
 
+    alive = list(range(len(nodes)))
     for pattern in patterns:
-        keep: list[int] = []
-        for i, node in enumerate(nodes):
-            name = node.name
-            if pattern in name:
-                keep_node = _keep_matched(nodes, i, name, has_cse, n_incoming)
-                if not keep_node:
-                    for n1 in adj.out(i):
-                        for n2 in adj.into(i):
-                            if n1 != n2:
-                                adj.add(n2, n1)
-                    continue
-            keep.append(i)
-        if len(keep) < len(nodes):
-            adj = adj.keep(keep)
-            nodes = [nodes[i] for i in keep]
-            n_incoming = [n_incoming[i] for i in keep]
+        matched = sorted(i for name, idx in by_name.items() if pattern in name for i in idx)
+        if not matched:
+            continue
+        alive_names: list[str] = []
+        position: dict[int, int] = {}
+        if any(names[i].startswith(("Mean", "Mul")) for i in matched):
+            # positions in the current list, for the neighbour heuristics of Mul and Mean
+            alive_names = [names[i] for i in alive]
+            position = {i: k for k, i in enumerate(alive)}
+        removed: list[int] = []
+        for i in matched:
+            if _keep_matched(alive_names, position.get(i, -1), names[i], has_cse, n_incoming[i]):
+                continue
+            for n1 in adj.out(i):
+                for n2 in adj.into(i):
+                    if n1 != n2:
+                        adj.add(n2, n1)
+            removed.append(i)
+        for i in removed:
+            _detach(adj, i)
+            by_name[names[i]].remove(i)
+        gone = set(removed)
+        alive = [i for i in alive if i not in gone]
+    if len(alive) < len(nodes):
+        adj = adj.keep(alive)
+        nodes = [nodes[i] for i in alive]
     return nodes, adj
 
 
-def _keep_matched(nodes: list[RawNode], i: int, name: str, has_cse: bool, n_incoming: list[int]) -> bool:
-    """Whether a node matched by a filter pattern stays (official heuristics, Python indexing)."""
+def _unsupported_names(nodes: list[RawNode]) -> set[str]:
+    """Names of nodes that are neither a supported module's parameter nor a supported op."""
+    unsupported = set()
+    for node in nodes:
+        name = node.name
+        opn = op_name(name)
+        norm_bias = "norm" in type(node.module).__name__.lower() and opn.endswith(".bias")
+        supported = not norm_bias and is_supported_module(node.module)
+        if not supported and opn not in OP_TYPES:
+            unsupported.add(name)
+    return unsupported
+
+
+def _detach(adj: _Adjacency, i: int) -> None:
+    """Remove every edge into and out of node ``i``."""
+    for j in adj.succ[i]:
+        adj.pred[j].discard(i)
+    for j in adj.pred[i]:
+        adj.succ[j].discard(i)
+    adj.succ[i] = set()
+    adj.pred[i] = set()
+
+
+def _keep_matched(names: list[str], pos: int, name: str, has_cse: bool, n_incoming: int) -> bool:
+    """Whether a node matched by a filter pattern stays (official heuristics, Python indexing).
+
+    ``names`` is the current node list and ``pos`` the node's position in it.
+    """
+    if name.startswith(("Cat", "Add")):
+        return n_incoming > 1
+    if not name.startswith(("Mean", "Mul")):
+        return False
     try:
         # negative offsets wrap around like Python list indexing in the official code
-        neighbors = {j: nodes[i + j].name.lower() for j in (-1, -2, -3, 1)}
+        neighbors = {j: names[pos + j].lower() for j in (-1, -2, -3, 1)}
         classifier_head = any(neighbors[j].startswith(("classifier", "fc", "head")) for j in (-1, -2))
     except IndexError:
         neighbors = {}
         classifier_head = True  # the official code treats a failed lookup as the head
     if name.startswith("Mean"):
         return classifier_head if has_cse else True
-    if name.startswith("Mul"):
-        return (has_cse and not classifier_head
-                and (neighbors[-2].startswith(("hard", "sigmoid"))
-                     or neighbors[-3].startswith(("relu", "mean"))
-                     or neighbors[1].startswith(("hard", "sigmoid", "relu"))))
-    if name.startswith(("Cat", "Add")):
-        return n_incoming[i] > 1
-    return False
+    return (has_cse and not classifier_head
+            and (neighbors[-2].startswith(("hard", "sigmoid"))
+                 or neighbors[-3].startswith(("relu", "mean"))
+                 or neighbors[1].startswith(("hard", "sigmoid", "relu"))))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -268,36 +304,48 @@ def _topological_order(adj: _Adjacency) -> list[int] | None:
 
 def distance_matrix(adj: _Adjacency, cutoff: int = VE_CUTOFF) -> torch.Tensor:
     """All-pairs shortest forward path lengths in 1..cutoff; 0 for no path (and the diagonal)."""
+    import numpy as np  # torch imports numpy already; small numpy ops avoid torch's thread pool
+
     n = len(adj)
     order = _topological_order(adj)
-    big = 1 << 30
     if order is None:
-        dist = torch.zeros(n, n, dtype=torch.long)
-        for s in range(n):  # BFS fallback for graphs with cycles
-            frontier, seen, d = [s], {s}, 0
-            while frontier and d < cutoff:
-                d += 1
-                nxt = []
-                for u in frontier:
-                    for v in adj.succ[u]:
-                        if v not in seen:
-                            seen.add(v)
-                            dist[s, v] = d
-                            nxt.append(v)
-                frontier = nxt
-        return dist
-    # Dynamic programming over a topological order, vectorised over all sources at once:
-    # D[:, v] = 1 + min over predecessors u of D[:, u].
-    d = torch.full((n, n), big, dtype=torch.long)
-    d.fill_diagonal_(0)
+        return torch.from_numpy(_bfs_distances(adj, cutoff))
+    # Dynamic programming over a topological order, vectorised over all sources at once; row v of
+    # ``to`` holds the distances from every node to v: to[v] = 1 + min over predecessors u of to[u].
+    big = np.int32(1 << 30)
+    to = np.full((n, n), big, dtype=np.int32)
     for v in order:
         preds = adj.pred[v]
-        if preds:
-            best = d[:, sorted(preds)].min(dim=1).values + 1
-            d[:, v] = torch.minimum(d[:, v], best)
-    d.fill_diagonal_(0)
-    d[(d > cutoff)] = 0
-    return d
+        if len(preds) == 1:
+            (u,) = preds
+            np.add(to[u], 1, out=to[v])
+        elif preds:
+            np.add(to[list(preds)].min(axis=0), 1, out=to[v])
+        to[v, v] = 0
+    dist = to.T.astype(np.int64)
+    dist[dist > cutoff] = 0
+    return torch.from_numpy(dist)
+
+
+def _bfs_distances(adj: _Adjacency, cutoff: int) -> Any:
+    """Breadth-first distances from every node (graphs with a cycle have no topological order)."""
+    import numpy as np
+
+    n = len(adj)
+    dist = np.zeros((n, n), dtype=np.int64)
+    for s in range(n):
+        frontier, seen, d = [s], {s}, 0
+        while frontier and d < cutoff:
+            d += 1
+            nxt = []
+            for u in frontier:
+                for v in adj.succ[u]:
+                    if v not in seen:
+                        seen.add(v)
+                        dist[s, v] = d
+                        nxt.append(v)
+            frontier = nxt
+    return dist
 
 
 # ------------------------------------------------------------------------------------------------
@@ -336,9 +384,10 @@ def build_graph(
     """Build the GHN graph of ``model`` as the official GHN-3 code would.
 
     The model is left exactly as it was (parameters, buffers such as BatchNorm statistics, and the
-    global RNG state). ``trace_mode``: ``fake`` traces without arithmetic, ``real`` runs the real
-    forward pass on protected copies (parameters detached, buffers cloned, RNG forked); ``auto``
-    picks the cheaper one by a cost model and falls back to the other if the forward fails.
+    global RNG state). ``trace_mode``: ``shape`` and ``fake`` trace without arithmetic (shape
+    tracing is the cheaper), ``real`` runs the real forward pass on protected copies (parameters
+    detached, buffers cloned, RNG forked); ``auto`` tries shape tracing, then the cheaper of the
+    other two by a cost model, then the last one, and keeps the first that succeeds.
     """
     size = _normalise_size(image_size, model)
     raw = _trace_model(model, arch, size, trace_mode)
@@ -352,11 +401,12 @@ def build_graph(
                     warnings=warnings, uncovered=uncovered)
 
 
-# Cost model for ``trace_mode="auto"``. Both modes give the same graph; only the time differs. Fake
-# tracing costs ~40 us per op whatever the tensor sizes; a real forward costs its arithmetic. Models
-# with few parameters per layer (MobileNetV3-small, ShuffleNet, MnasNet-0.5) do little arithmetic
-# per op, and a real forward is up to 2.4x faster for them; above ~30k parameters per layer real
-# tracing was never reliably faster on the torchvision models (docs/benchmarks.md).
+# Cost model for the fallback of ``trace_mode="auto"`` when shape tracing is refused. All modes give
+# the same graph; only the time differs. Fake tracing costs ~40 us per op whatever the tensor sizes;
+# a real forward costs its arithmetic. Models with few parameters per layer (MobileNetV3-small,
+# ShuffleNet, MnasNet-0.5) do little arithmetic per op, and a real forward is up to 2.4x faster for
+# them; above ~30k parameters per layer real tracing was never reliably faster on the torchvision
+# models (docs/benchmarks.md).
 REAL_TRACE_MAX_PARAMS_PER_LAYER = 30_000
 REAL_TRACE_MAX_PARAMS = 12_000_000
 
@@ -370,12 +420,19 @@ def _real_trace_is_cheaper(model: nn.Module) -> bool:
     return total <= REAL_TRACE_MAX_PARAMS and total / max(layers, 1) < REAL_TRACE_MAX_PARAMS_PER_LAYER
 
 
+def _trace_modes(model: nn.Module, mode: str) -> Iterator[str]:
+    """The tracing modes to try in order; ``auto``: shape tracing (the cheapest), then the others,
+    which cover what it refuses (values, some in-place ops), the cheaper one first."""
+    if mode != "auto":
+        yield mode
+        return
+    yield "shape"
+    yield from (["real", "fake"] if _real_trace_is_cheaper(model) else ["fake", "real"])
+
+
 def _trace_model(model: nn.Module, arch: str, size: tuple[int, int, int], mode: str):
-    modes = [mode]
-    if mode == "auto":
-        modes = ["real", "fake"] if _real_trace_is_cheaper(model) else ["fake", "real"]
     last: Exception | None = None
-    for m in modes:
+    for m in _trace_modes(model, mode):
         try:
             return trace(model, size, m)
         except ModelBuildError:

@@ -4,9 +4,14 @@ The official code runs ``model(torch.randn(2, 3, H, W))`` on the real model, whi
 BatchNorm running statistics and consumes the global RNG. We run the same forward pass through
 ``torch.func.functional_call`` with substitute tensors, so the user's model is never touched:
 
-* ``fake`` (default): parameters, buffers and input are FakeTensors on the model's device. Autograd
-  records the same graph (FakeTensors dispatch like real CPU/CUDA tensors, e.g. the same
-  scaled-dot-product-attention kernel), but no arithmetic is done, so tracing ViT-H costs nothing.
+* ``shape`` (tried first by ``build_graph``): parameters, buffers and input are ShapeTensors,
+  tensors that carry sizes, strides and a device but no data. Autograd records the same graph as
+  on real tensors of that device (a ShapeTensor reports the model's device, so device-dependent
+  choices such as the scaled-dot-product-attention kernel are the real ones); output sizes come
+  from PyTorch's meta kernels and are cached per op and input sizes, so an op costs a dictionary
+  look-up once its sizes have been seen.
+* ``fake``: the same with PyTorch's FakeTensors (slower per op, but covers what ShapeTensors
+  refuse, e.g. in-place changes of sizes).
 * ``real``: real parameters, cloned buffers, a forked RNG. For models whose forward needs real
   values (data-dependent control flow).
 """
@@ -76,30 +81,213 @@ def _fake_like(t: torch.Tensor) -> torch.Tensor:
     return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
 
 
+# ------------------------------------------------------------------------------------------------
+# ShapeTensor: metadata-only tracing
+
+
+class ShapeTensor(torch.Tensor):
+    """A tensor with sizes, strides, dtype and device but no storage.
+
+    Ops reach ``__torch_dispatch__`` below autograd, so autograd records exactly the graph it would
+    record for real tensors of this device; the outputs' metadata comes from a cache keyed by the op
+    and its inputs' metadata, filled by PyTorch's meta kernels on a miss. Anything that needs values
+    (``.item()``, ``nonzero``, data-dependent shapes) raises, and the caller falls back to another
+    tracing mode.
+    """
+
+    # the default __torch_function__ of subclasses costs a Python call per op; we need none
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @staticmethod
+    def __new__(cls, size: Any, stride: Any, offset: int, dtype: torch.dtype, device: torch.device,
+                requires_grad: bool = False) -> ShapeTensor:
+        return torch.Tensor._make_wrapper_subclass(  # type: ignore[attr-defined]
+            cls, size, strides=stride, storage_offset=offset, dtype=dtype, device=device,
+            requires_grad=requires_grad)
+
+    @classmethod
+    def __torch_dispatch__(cls, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        return _dispatch(func, args, kwargs or {})
+
+
+def shape_like(t: torch.Tensor, requires_grad: bool = False) -> ShapeTensor:
+    """A ShapeTensor with ``t``'s sizes, strides, dtype and device."""
+    return ShapeTensor(t.shape, t.stride(), t.storage_offset(), t.dtype, t.device, requires_grad)
+
+
+# (op, input metadata) -> output description; see _describe_outputs. Bounded: cleared when full.
+_OP_CACHE: dict[Any, Any] = {}
+_OP_CACHE_MAX = 100_000
+
+
+def _meta_key(x: Any) -> Any:
+    """A hashable description of an op argument: tensor metadata, or the value itself."""
+    if isinstance(x, torch.Tensor):
+        return (x.shape, x.stride(), x.storage_offset(), x.dtype, x.device, type(x) is ShapeTensor)
+    if isinstance(x, (list, tuple)):
+        return (type(x), tuple(_meta_key(v) for v in x))
+    return x
+
+
+def _dispatch(func: Any, args: tuple, kwargs: dict) -> Any:
+    inputs: list[torch.Tensor] = []
+    _collect_tensors(args, inputs)
+    _collect_tensors(tuple(kwargs.values()), inputs)
+    _refuse_real_mutation(func, args, kwargs)
+    try:
+        key: Any = (func, _meta_key(args), _meta_key(tuple(kwargs.items())) if kwargs else None)
+        desc = _OP_CACHE.get(key)
+    except TypeError:  # an unhashable argument: compute without the cache
+        key, desc = None, None
+    if desc is None:
+        desc = _run_meta(func, args, kwargs, inputs)
+        if key is not None:
+            if len(_OP_CACHE) >= _OP_CACHE_MAX:
+                _OP_CACHE.clear()
+            _OP_CACHE[key] = desc
+    return _build_outputs(desc, inputs)
+
+
+def _collect_tensors(x: Any, out: list[torch.Tensor]) -> None:
+    for v in x:
+        if isinstance(v, torch.Tensor):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            _collect_tensors(v, out)
+
+
+def _refuse_real_mutation(func: Any, args: tuple, kwargs: dict) -> None:
+    # Writing computed (absent) values into a real tensor would leave it stale, and the model could
+    # read it later: let the caller trace such a model another way.
+    schema = func._schema
+    if not schema.is_mutable:
+        return
+    for i, arg in enumerate(schema.arguments):
+        if arg.alias_info is None or not arg.alias_info.is_write:
+            continue
+        value = args[i] if i < len(args) else kwargs.get(arg.name)
+        targets = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(t, torch.Tensor) and type(t) is not ShapeTensor for t in targets):
+            raise NotImplementedError(f"{func} writes into a real tensor during shape tracing")
+
+
+def _to_meta(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        numel = 1 + sum((s - 1) * st for s, st in zip(x.shape, x.stride())) if x.numel() else 0
+        base = torch.empty(x.storage_offset() + numel, dtype=x.dtype, device="meta")
+        return base.as_strided(x.shape, x.stride(), x.storage_offset())
+    if isinstance(x, torch.device):
+        return torch.device("meta")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_meta(v) for v in x)
+    return x
+
+
+def _run_meta(func: Any, args: tuple, kwargs: dict, inputs: list[torch.Tensor]) -> Any:
+    """Run ``func`` on meta copies of its inputs and describe its outputs (see _describe)."""
+    meta_args = _to_meta(args)
+    meta_kwargs = {k: _to_meta(v) for k, v in kwargs.items()}
+    meta_inputs: list[torch.Tensor] = []
+    _collect_tensors(meta_args, meta_inputs)
+    _collect_tensors(tuple(meta_kwargs.values()), meta_inputs)
+    out = func(*meta_args, **meta_kwargs)
+    device = kwargs.get("device") or next((t.device for t in inputs if type(t) is ShapeTensor), None)
+    return _describe(out, {id(m): i for i, m in enumerate(meta_inputs)}, inputs, device)
+
+
+def _describe(out: Any, input_index: dict[int, int], inputs: list[torch.Tensor], device: Any) -> Any:
+    """Outputs as data: ("alias", i) for input i returned as is (in-place ops), ("new", metadata)
+    for a new tensor, ("seq", type, items) for lists and tuples, ("value", v) otherwise."""
+    if isinstance(out, torch.Tensor):
+        i = input_index.get(id(out))
+        if i is not None:
+            meta = (out.shape, out.stride(), out.storage_offset())
+            src = inputs[i]
+            if meta == (src.shape, src.stride(), src.storage_offset()):
+                return ("alias", i, None)
+            if type(src) is not ShapeTensor:
+                raise NotImplementedError("an in-place op changes the sizes of a real tensor")
+            return ("alias", i, meta)  # e.g. as_strided_ (a channels-last adaptive_avg_pool2d)
+        return ("new", out.shape, out.stride(), out.storage_offset(), out.dtype, torch.device(device))
+    if isinstance(out, (list, tuple)):
+        return ("seq", type(out), tuple(_describe(o, input_index, inputs, device) for o in out))
+    return ("value", out)
+
+
+# Keys to skip so that an op on a ShapeTensor runs the backend kernel instead of __torch_dispatch__.
+_PYTHON_KEYS = (torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
+                | torch._C.DispatchKeySet(torch._C.DispatchKey.PythonTLSSnapshot))
+
+
+def _restride(t: torch.Tensor, size: Any, stride: Any, offset: int) -> None:
+    """Set a ShapeTensor's sizes and strides in place (what an in-place view op does)."""
+    # The backend's as_strided_ only rewrites the tensor's metadata (its storage has no data).
+    with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):
+        torch.ops.aten.as_strided_.default(t, size, stride, offset)
+
+
+def _build_outputs(desc: Any, inputs: list[torch.Tensor]) -> Any:
+    kind = desc[0]
+    if kind == "new":
+        return ShapeTensor(*desc[1:])
+    if kind == "alias":
+        t = inputs[desc[1]]
+        if desc[2] is not None:
+            _restride(t, *desc[2])
+        return t
+    if kind == "seq":
+        return desc[1](_build_outputs(d, inputs) for d in desc[2])
+    return desc[1]
+
+
+
+def _substitute(p: torch.Tensor, mode: str, is_param: bool) -> torch.Tensor:
+    """The tensor that stands in for parameter or buffer ``p`` during the traced forward pass."""
+    if mode == "shape":
+        return shape_like(p, requires_grad=is_param and p.requires_grad)
+    if mode == "fake":
+        t = _fake_like(p)
+        return t.requires_grad_(p.requires_grad) if is_param else t
+    return p.detach().requires_grad_(p.requires_grad) if is_param else p.clone()
+
+
+def _input(input_size: tuple[int, ...], device: torch.device, mode: str) -> torch.Tensor:
+    # batch 2 like the official code (batch size affects e.g. BN in train mode); the values of a
+    # real input come from the (forked) global RNG, a shape tensor has none
+    if mode == "shape":
+        return ShapeTensor((2, *input_size), _contiguous_strides((2, *input_size)), 0, torch.float32, device)
+    return torch.randn(2, *input_size, device=device)
+
+
+def _contiguous_strides(size: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for s in reversed(size):
+        strides.append(acc)
+        acc *= max(s, 1)
+    return tuple(reversed(strides))
+
+
+def _mode_context(mode: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if mode == "fake":
+        return _fake_mode()
+    # a real forward (or a factory call in a shape-traced forward, e.g. stochastic depth) draws from
+    # the global RNG: fork it so the caller's stream is untouched
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def _forward(model: nn.Module, input_size: tuple[int, ...], mode: str) -> tuple[Any, dict[int, int]]:
     """Run the dummy forward pass; return the output and a map id(substitute) -> id(original param)."""
     device = _device_of(model)
-    named_params = dict(model.named_parameters())
-    named_buffers = dict(model.named_buffers())
     subst: dict[int, int] = {}
-    if mode == "fake":
-        ctx: contextlib.AbstractContextManager[Any] = _fake_mode()
-    else:
-        devices = [device] if device.type == "cuda" else []
-        ctx = torch.random.fork_rng(devices=devices)
-    with ctx, torch.enable_grad():
+    with _mode_context(mode, device), torch.enable_grad():
         tensors: dict[str, torch.Tensor] = {}
-        for name, p in named_params.items():
-            if mode == "fake":
-                t = _fake_like(p).requires_grad_(p.requires_grad)
-            else:
-                t = p.detach().requires_grad_(p.requires_grad)
+        for name, p in model.named_parameters():
+            t = _substitute(p, mode, is_param=True)
             subst[id(t)] = id(p)
             tensors[name] = t
-        for name, b in named_buffers.items():
-            tensors[name] = _fake_like(b) if mode == "fake" else b.clone()
-        # batch 2 and torch.randn like the official code (batch size affects e.g. BN in train mode)
-        x = torch.randn(2, *input_size, device=device)
+        for name, b in model.named_buffers():
+            tensors[name] = _substitute(b, mode, is_param=False)
+        x = _input(input_size, device, mode)
         out = torch.func.functional_call(model, tensors, (x,), strict=False, tie_weights=True)
     return out, subst
 
@@ -112,9 +300,9 @@ def _outputs(out: Any) -> list[torch.Tensor]:
     return [v for v in out if v is not None]
 
 
-def trace(model: nn.Module, input_size: tuple[int, ...], mode: str = "fake") -> RawGraph:
+def trace(model: nn.Module, input_size: tuple[int, ...], mode: str = "shape") -> RawGraph:
     """Trace ``model`` on a (2, *input_size) input and collect the raw graph (official order)."""
-    if mode not in ("fake", "real"):
+    if mode not in ("shape", "fake", "real"):
         raise ValueError(f"unknown trace mode {mode!r}")
     out, subst = _forward(model, input_size, mode)
     originals = parameter_names(model)
