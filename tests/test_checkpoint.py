@@ -173,7 +173,7 @@ def test_missing_and_misshaped_weights_are_reported(tmp_path: Path) -> None:
     del state_dict["bias_class.1.bias"]
     path = tmp_path / "missing.pt"
     torch.save({"state_dict": state_dict, "config": config.official_kwargs()}, path)
-    with pytest.raises(CheckpointError, match="missing bias_class.1.bias"):
+    with pytest.raises(CheckpointError, match="missing 'bias_class.1.bias'"):
         load_ghn(path)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ghnctl.errors import GhnctlError, UsageError
+from ghnctl.errors import GhnctlError, UsageError, excerpt
 from ghnctl.perturb import DEFAULT_NOISE, classifier_module, perturb_
 
 DEFAULT_GHN = "auto"  # the hub's choice: best cached official GHN-3, else ghn3xlm16
@@ -236,16 +236,19 @@ def load_file_init(model: nn.Module, path: Path) -> int:
         if missing:
             parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
         if unknown:
-            parts.append(f"{len(unknown)} unexpected (e.g. {', '.join(unknown[:3])})")
+            parts.append(f"{len(unknown)} unexpected (e.g. {', '.join(excerpt(k) for k in unknown[:3])})")
         raise InitError(
             f"{path.name} does not match the model: " + "; ".join(parts),
             hint="was it made for this model (and number of classes)?",
         )
     own = {**buffers, **params}
     for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InitError(f"{path.name}: {excerpt(key)} holds NaN or infinite values",
+                            hint="the file is broken; predict or train it again")
         if own[key].shape != value.shape:
             raise InitError(
-                f"{path.name}: {key!r} has shape {tuple(value.shape)}, the model has {tuple(own[key].shape)}",
+                f"{path.name}: {excerpt(key)} has shape {tuple(value.shape)}, the model has {tuple(own[key].shape)}",
                 hint="was it made for this model (and number of classes)?",
             )
     with torch.no_grad():

@@ -4,7 +4,12 @@ Official files are pickles, and unpickling runs whatever callables a file names.
 goes through ``_RestrictedUnpickler``: it resolves only the globals on an explicit allow-list (spec
 sections 1.2 and 1.3), each mapped to a stand-in written here (no torch function ever runs on file
 data), and refuses everything else with ``UnsafeCheckpoint`` before anything is executed. There is
-no fallback to an unrestricted load.
+no fallback to an unrestricted load. Before that, ``pickle_scan`` walks the opcodes once and
+refuses deep nesting, oversized claims and ``BUILD`` on anything but a state_dict's ``_metadata``.
+
+Memory: every storage is checked against the bytes the file really has before it is allocated,
+every tensor must fit inside its storage, and tensors may not share storage to multiply it, so a
+file costs at most about twice its size (half-precision weights become float32).
 
 Formats, told apart by their first bytes:
 
@@ -34,8 +39,9 @@ from typing import Any, BinaryIO
 
 import torch
 
-from ..errors import CheckpointError, UnsafeCheckpoint
+from ..errors import CheckpointError, UnsafeCheckpoint, excerpt
 from .config import GhnConfig, infer_config
+from .pickle_scan import scan_pickle
 
 # ----------------------------------------------------------------------------------------------------
 # Stand-ins for the globals a GHN checkpoint may name
@@ -57,9 +63,9 @@ _STORAGE_DTYPES: dict[str, torch.dtype] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _StorageType:
-    """What ``torch.FloatStorage`` & co. resolve to: only a dtype tag."""
+    """What ``torch.FloatStorage`` & co. resolve to: only a dtype tag (immutable: shared by all loads)."""
 
     name: str
     dtype: torch.dtype
@@ -79,14 +85,31 @@ class _Storage:
 
 
 class _Namespace:
-    """Stand-in for ``argparse.Namespace`` (trainer ``args``): keeps the attributes as a dict."""
+    """Stand-in for ``argparse.Namespace`` (trainer ``args``): keeps string-named attributes."""
 
     def __init__(self, **kwargs: Any) -> None:
         self.__dict__.update(kwargs)
 
     def __setstate__(self, state: Any) -> None:
-        if isinstance(state, dict):
-            self.__dict__.update(state)
+        if not (isinstance(state, dict) and all(isinstance(k, str) for k in state)):
+            raise UnsafeCheckpoint("checkpoint sets trainer arguments from something other than a dict of names")
+        self.__dict__.update(state)
+
+
+class _StateDict(collections.OrderedDict):
+    """Stand-in for ``collections.OrderedDict``; its pickled state may only be torch's ``_metadata``.
+
+    ``module.state_dict()`` carries a ``_metadata`` attribute (per-module versions), so real
+    checkpoints BUILD it; anything else (e.g. an ``items`` attribute hiding the method) is refused.
+    """
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and state[1] is None:
+            state = state[0]
+        if not (isinstance(state, dict) and set(state) <= {"_metadata"}):
+            names = ", ".join(excerpt(k) for k in list(state)[:3]) if isinstance(state, dict) else excerpt(state)
+            raise UnsafeCheckpoint(f"checkpoint sets attributes {names} on a state_dict; only _metadata "
+                                   "is expected", "the file is malicious or not a GHN checkpoint")
 
 
 def _ensure(condition: bool, reason: str) -> None:
@@ -110,6 +133,12 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
     if all(s > 0 for s in size):
         last = offset + sum((n - 1) * s for n, s in zip(size, stride))
         _ensure(last < numel, f"tensor view reaches element {last} of a storage of {numel}")
+        # A view with more elements than its storage repeats elements (stride 0, overlaps): real
+        # checkpoints never do, and a copy of it (e.g. to float32) could cost far more than the file.
+        count = 1
+        for n in size:
+            count *= n
+        _ensure(count <= numel - offset, f"a tensor of {count} elements views a storage of {numel - offset}")
     return storage.data.as_strided(size, stride, offset)
 
 
@@ -124,7 +153,7 @@ def _rebuild_parameter(data: Any, requires_grad: Any = False, hooks: Any = None,
 # The restricted unpickler
 
 _COMMON_GLOBALS: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "OrderedDict"): _StateDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     **{("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()},
@@ -145,7 +174,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return self._allowed[(module, name)]
         except (KeyError, TypeError):
             raise UnsafeCheckpoint(
-                f"checkpoint refers to '{module}.{name}', which is not allowed in a GHN checkpoint; "
+                f"checkpoint refers to {excerpt(f'{module}.{name}', 80)}, which is not allowed in a GHN checkpoint; "
                 "nothing from the file was executed",
                 "only load checkpoints from sources you trust; the file may be malicious or not a GHN",
             ) from None
@@ -157,8 +186,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self._persistent(pid)
 
 
+# Globals whose instances a pickle may BUILD (their stand-ins check the state themselves).
+_BUILDABLE = ("collections.OrderedDict", "argparse.Namespace")
+
+
 def _unpickle(stream: BinaryIO, allowed: Mapping[tuple[str, str], Any],
               persistent: Callable[[Any], Any] | None = None) -> Any:
+    scan_pickle(stream, buildable=_BUILDABLE)
     try:
         return _RestrictedUnpickler(stream, allowed, persistent).load()
     except CheckpointError:
@@ -209,7 +243,7 @@ def _load_legacy(stream: BinaryIO, allowed: Mapping[tuple[str, str], Any], size:
     def persistent(pid: Any) -> _Storage:
         nonlocal claimed
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
-            raise UnsafeCheckpoint(f"unknown persistent id in legacy checkpoint: {_short_repr(pid)}")
+            raise UnsafeCheckpoint(f"unknown persistent id in legacy checkpoint: {excerpt(pid)}")
         _, storage_type, key, _location, numel, view = pid
         storage_type = _storage_type_of(storage_type)
         _ensure(isinstance(key, str) and isinstance(numel, int) and numel >= 0, "bad legacy storage record")
@@ -230,7 +264,7 @@ def _load_legacy(stream: BinaryIO, allowed: Mapping[tuple[str, str], Any], size:
         _ensure(len(header) == 8, "truncated storage data")
         (count,) = struct.unpack("<q", header)
         _ensure(count == storage.data.numel(),
-                f"storage {key!r} holds {count} elements, expected {storage.data.numel()}")
+                f"storage {excerpt(key)} holds {count} elements, expected {storage.data.numel()}")
         _ensure(stream.readinto(buffer) == len(buffer), "truncated storage data")
     return obj
 
@@ -272,25 +306,34 @@ def _load_zip(path: Path) -> Any:
             order = archive.read(prefix + "byteorder").decode("ascii", "replace").strip()
             _ensure(order == "little", f"byte order {order!r} is not supported")
         storages: dict[str, _Storage] = {}
+        archive_size = path.stat().st_size
+        claimed = [0]
 
         def persistent(pid: Any) -> _Storage:
             if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-                raise UnsafeCheckpoint(f"unknown persistent id in checkpoint: {_short_repr(pid)}")
+                raise UnsafeCheckpoint(f"unknown persistent id in checkpoint: {excerpt(pid)}")
             _, storage_type, key, _location, numel = pid
             storage_type = _storage_type_of(storage_type)
             _ensure(isinstance(key, str) and isinstance(numel, int) and numel >= 0, "bad storage record")
             if key not in storages:
                 entry = f"{prefix}data/{key}"
-                _ensure(entry in names, f"storage {key!r} is missing from the archive")
+                _ensure(entry in names, f"storage {excerpt(key)} is missing from the archive")
                 nbytes = numel * storage_type.itemsize
                 info = archive.getinfo(entry)
                 _ensure(info.compress_type == zipfile.ZIP_STORED,
-                        f"storage {key!r} is compressed (torch.save never compresses storages)")
-                _ensure(info.file_size == nbytes, f"storage {key!r} has {info.file_size} bytes, "
+                        f"storage {excerpt(key)} is compressed (torch.save never compresses storages)")
+                _ensure(info.file_size == nbytes, f"storage {excerpt(key)} has {info.file_size} bytes, "
                         f"expected {nbytes}")
+                # The directory's sizes are claims: the bytes must really be in the file before
+                # a buffer of that size is allocated.
+                _ensure(info.compress_size == info.file_size
+                        and info.header_offset + info.compress_size <= archive_size,
+                        f"storage {excerpt(key)} claims {nbytes} bytes the archive does not have")
+                claimed[0] += nbytes
+                _ensure(claimed[0] <= archive_size, "storages claim more bytes than the file has")
                 storage, buffer = _new_storage(numel, storage_type)
                 with archive.open(entry) as f:
-                    _ensure(f.readinto(buffer) == nbytes, f"storage {key!r} is truncated")
+                    _ensure(f.readinto(buffer) == nbytes, f"storage {excerpt(key)} is truncated")
                 storages[key] = storage
             return storages[key]
 
@@ -344,11 +387,14 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "torch-zip"
     if head[0] == 0x80:
         return "pickle"
+    # Before the compressed formats: a safetensors header length such as 0x0178 starts with the
+    # bytes of a zlib magic number, while the safetensors check (a plausible length, then '{') is
+    # specific.
+    if _looks_like_safetensors(head):
+        return "safetensors"
     for magic, kind, _ in _DECOMPRESSORS:
         if head.startswith(magic):
             return f"compressed-{kind}"
-    if _looks_like_safetensors(head):
-        return "safetensors"
     raise CheckpointError(f"checkpoint {str(path)!r} is not a known GHN file format "
                           f"(starts with {head[:4].hex()})",
                           "expected a torch.save/joblib GHN checkpoint or a ghnctl .safetensors file")
@@ -410,7 +456,9 @@ def _from_official(obj: Any, fmt: str) -> Checkpoint:
         raise CheckpointError("checkpoint has no state_dict of tensors")
     for key, value in state_dict.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"checkpoint state_dict entry {key!r} is not a named tensor")
+            raise CheckpointError(f"checkpoint state_dict entry {excerpt(key)} is not a named tensor")
+        _ensure(len(key) <= 256, f"state_dict key {excerpt(key)} is {len(key)} characters long")
+    _check_no_amplification(state_dict)
     state_dict = dict(state_dict)
     is_ghn2 = any("gnn.gru." in k for k in state_dict)
     if official_config is None:
@@ -420,6 +468,18 @@ def _from_official(obj: Any, fmt: str) -> Checkpoint:
     else:
         raise CheckpointError(f"checkpoint config is a {type(official_config).__name__}, not a dict")
     return Checkpoint(to_ghnctl_layout(state_dict, config), config, fmt, extra)
+
+
+def _check_no_amplification(state_dict: Mapping[str, torch.Tensor]) -> None:
+    """The tensors may not hold more bytes than their distinct storages (no storage used twice)."""
+    storages: dict[int, int] = {}
+    total = 0
+    for tensor in state_dict.values():
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        total += tensor.numel() * tensor.element_size()
+    _ensure(total <= sum(storages.values()), f"tensors hold {total} bytes but their storages only "
+            f"{sum(storages.values())} (views reused to multiply memory)")
 
 
 _TOP_LEVEL_EMBEDDINGS = ("centrality_embed_in", "centrality_embed_out", "input_dist_embed")
@@ -436,7 +496,7 @@ def to_ghnctl_layout(state_dict: Mapping[str, torch.Tensor], config: GhnConfig) 
         if tensor.is_floating_point() and tensor.dtype != torch.float32:
             tensor = tensor.float()
         if key in out:
-            raise CheckpointError(f"checkpoint has the key {key!r} twice (top level and under gnn.0.)")
+            raise CheckpointError(f"checkpoint has the key {excerpt(key)} twice (top level and under gnn.0.)")
         out[key] = tensor
     return out
 
@@ -496,9 +556,3 @@ def _looks_like_safetensors(head: bytes) -> bool:
         return False
     (size,) = struct.unpack("<Q", head[:8])
     return 2 <= size < 100_000_000 and head[8:9] == b"{"
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-

@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, excerpt
+
+# Upper bounds of every size, far above any published GHN (GHN-3-XL: hid 384, 24 layers, 16 heads,
+# max_shape (384, 384, 16, 16)): a config from a file cannot make ghnctl allocate without limit.
+LIMITS = {"hid": 8192, "layers": 256, "heads": 256, "num_classes": 1_000_000, "channels": 16384, "spatial": 64}
 
 # Keys of an official trainer ``config`` dict that ghnctl understands, and the one value each
 # non-model key may take (ghnctl implements the official conv decoder and GatedGNN/Graphormer only).
@@ -43,21 +47,30 @@ class GhnConfig:
     pretrained_layout: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_shape, tuple | list):
+            raise ValueError(f"max_shape must be 4 positive integers, got {excerpt(self.max_shape)}")
         shape = tuple(self.max_shape)
         if len(shape) != 4 or not all(_is_int(v) and v > 0 for v in shape):
-            raise ValueError(f"max_shape must be 4 positive integers, got {self.max_shape!r}")
+            raise ValueError(f"max_shape must be 4 positive integers, got {excerpt(shape)}")
+        if max(shape[:2]) > LIMITS["channels"] or shape[2] > LIMITS["spatial"]:
+            raise ValueError(f"max_shape {shape} is larger than any GHN (channels <= {LIMITS['channels']}, "
+                             f"kernel <= {LIMITS['spatial']})")
         object.__setattr__(self, "max_shape", tuple(int(v) for v in shape))
         if shape[2] != shape[3]:
             raise ValueError(f"max_shape must have a square kernel (S, S), got {shape[2]}x{shape[3]}")
         for name in ("num_classes", "hid", "heads"):
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ValueError(f"{name} must be a positive integer, got {excerpt(value)}")
         if not _is_int(self.layers) or self.layers < 0:
-            raise ValueError(f"layers must be a non-negative integer, got {self.layers!r}")
+            raise ValueError(f"layers must be a non-negative integer, got {excerpt(self.layers)}")
+        for name in ("hid", "layers", "heads", "num_classes"):
+            if getattr(self, name) > LIMITS[name]:
+                raise ValueError(f"{name} = {excerpt(getattr(self, name))} is larger than any GHN "
+                                 f"(at most {LIMITS[name]})")
         for name in ("is_ghn2", "weight_norm", "ve", "layernorm", "pretrained_layout"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be a bool, got {excerpt(getattr(self, name))}")
         if self.hid % 4:
             raise ValueError(f"hid must be a multiple of 4 (the shape encoder uses hid/4), got {self.hid}")
         if self.is_ghn2:
@@ -98,24 +111,31 @@ class GhnConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GhnConfig:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a GhnConfig must be a mapping of field names, got {excerpt(data)}")
+        bad_keys = [k for k in data if not isinstance(k, str)]
+        if bad_keys:
+            raise ValueError(f"GhnConfig field names must be strings, got {excerpt(bad_keys[0])}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown GhnConfig field(s): {', '.join(unknown)}")
+            raise ValueError(f"unknown GhnConfig field(s): {', '.join(excerpt(k, 40) for k in unknown[:5])}")
         values = dict(data)
-        if "max_shape" in values:
-            values["max_shape"] = tuple(values["max_shape"])
-        try:
-            return cls(**values)
-        except TypeError as exc:  # a missing required field
-            raise ValueError(f"incomplete GhnConfig: {exc}") from None
+        missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING]
+        if missing:
+            raise ValueError(f"incomplete GhnConfig: missing {', '.join(missing)}")
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> GhnConfig:
+        if len(text) > 100_000:
+            raise ValueError(f"GhnConfig JSON is {len(text)} characters long; a config is a few hundred")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"GhnConfig JSON is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("GhnConfig JSON nests too deeply") from None
         if not isinstance(data, dict):
             raise ValueError("GhnConfig JSON must be an object")
         return cls.from_dict(data)
@@ -127,15 +147,18 @@ class GhnConfig:
         ``is_ghn2`` is what the state_dict keys say; when the dict carries ``is_ghn2`` too, both
         must agree (as the official loader asserts).
         """
+        if not isinstance(config, Mapping) or not all(isinstance(k, str) for k in config):
+            raise CheckpointError("checkpoint config is not a dict of named settings",
+                                  "the file is not a GHN checkpoint of a known format")
         values = dict(config)
         for key, expected in _FIXED_OFFICIAL_KEYS.items():
             if key in values and values.pop(key) != expected:
-                raise CheckpointError(f"checkpoint config has {key}={config[key]!r}; ghnctl supports "
+                raise CheckpointError(f"checkpoint config has {key}={excerpt(config[key])}; ghnctl supports "
                                       f"{key}={expected!r} only")
         if is_ghn2 is not None:
             if "is_ghn2" in values and bool(values["is_ghn2"]) != is_ghn2:
                 raise CheckpointError(
-                    f"checkpoint config says is_ghn2={values['is_ghn2']!r} but its weights are "
+                    f"checkpoint config says is_ghn2={excerpt(values['is_ghn2'])} but its weights are "
                     f"{'GHN-2' if is_ghn2 else 'GHN-3'} weights", "the file is inconsistent")
             values["is_ghn2"] = is_ghn2
         if "pretrained" in values:

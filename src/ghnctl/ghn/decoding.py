@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..errors import GraphError
+from ..errors import GraphError, PredictionError
 from .assign import Assignment, Write, layered_targets, match_nodes, normalize, tile
 from .decoder import Crop, resize_kernel
 
@@ -97,8 +97,21 @@ def decode_parameters(ghn: GHN, plans: Sequence[PredictionPlan]) -> list[dict[st
                     raise GraphError(f"predicted {tuple(value.shape)} for {write.target.key} "
                                      f"of shape {tuple(param.shape)}")
                 tensors[plan.names[id(param)]] = value
+        _check_finite(tensors)
         out.append(tensors)
     return out
+
+
+def _check_finite(tensors: Mapping[str, torch.Tensor]) -> None:
+    """Refuse NaN/inf predictions (one fused reduction per call: a sum is finite iff all its terms are
+    and no partial sum overflows, which at float32's range means the values are absurd anyway)."""
+    if not tensors:
+        return
+    norms = torch._foreach_norm([t.detach() for t in tensors.values()])
+    bad = [name for name, norm in zip(tensors, norms) if not bool(torch.isfinite(norm))]
+    if bad:
+        raise PredictionError(f"the GHN predicted NaN or infinite values for {len(bad)} tensor(s), "
+                              f"e.g. {bad[0]}", "the GHN's weights are broken or do not suit this model")
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, excerpt
 from .checkpoint import read_checkpoint, save_ghn
 from .config import GhnConfig
 from .decoder import ConvDecoder
@@ -187,13 +187,17 @@ def ghn_from_state_dict(state_dict: dict[str, torch.Tensor], config: GhnConfig, 
                               + "; ".join(parts))
     for key, ref in expected.items():
         if tuple(state_dict[key].shape) != tuple(ref.shape):
-            raise CheckpointError(f"checkpoint tensor {key!r} has shape {tuple(state_dict[key].shape)}, "
+            raise CheckpointError(f"checkpoint tensor {excerpt(key)} has shape {tuple(state_dict[key].shape)}, "
                                   f"expected {tuple(ref.shape)} for {config.to_json()}")
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"checkpoint tensor {excerpt(key)} holds NaN or infinite values",
+                                  "the GHN's weights are broken (diverged training or a corrupt file)")
     tensors = {k: v.to(device=device, dtype=torch.float32) for k, v in state_dict.items()}
     ghn.load_state_dict(tensors, strict=True, assign=True)
     return ghn.eval().requires_grad_(False)
 
 
 def _names(keys: list[str], limit: int = 4) -> str:
-    shown = ", ".join(keys[:limit])
+    shown = ", ".join(excerpt(k, 60) for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
