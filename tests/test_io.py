@@ -256,3 +256,33 @@ def test_stale_temporaries_of_ours_are_removed_on_the_next_write(tmp_path: Path)
     atomic_write_text(tmp_path / "out.txt", "done")
     assert not stale.exists() and fresh.exists() and foreign.exists()
     assert (tmp_path / "out.txt").read_text() == "done"
+
+
+def test_a_write_killed_midway_leaves_only_our_temporary_which_the_next_write_removes(tmp_path: Path) -> None:
+    """SIGKILL during a weights write: no output, no foreign temporary; the next write cleans up."""
+    import signal
+    import subprocess
+    import sys
+
+    from ghnctl.io import STALE_TEMP_SECONDS, remove_stale_temporaries
+
+    out = tmp_path / "w.safetensors"
+    script = f"""
+import time, torch, ghnctl.io as io
+real = io.write_safetensors
+def slow(f, tensors, metadata):
+    f.write(b"partial"); f.flush(); print("writing", flush=True); time.sleep(60)
+io.write_safetensors = slow
+io.save_safetensors_atomic({{"w": torch.ones(4)}}, {str(out)!r})
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "writing"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    left = list(tmp_path.iterdir())
+    assert not out.exists() and len(left) == 1 and left[0].name.startswith(".w.safetensors.")
+    assert remove_stale_temporaries(out) == []  # too fresh to be judged dead
+    old = time.time() - STALE_TEMP_SECONDS - 1
+    os.utime(left[0], (old, old))
+    io.save_safetensors_atomic({"w": torch.zeros(2)}, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
