@@ -392,13 +392,14 @@ def build_graph(
     size = _normalise_size(image_size, model)
     raw = _trace_model(model, arch, size, trace_mode)
     warnings: list[str] = []
+    notes: list[str] = []
     nodes, adj = _assemble(model, raw, warnings)
     dist = distance_matrix(adj, ve_cutoff)
-    out_nodes = _typed_nodes(nodes, warnings)
+    out_nodes = _typed_nodes(nodes, warnings, notes)
     _connectivity_warnings(out_nodes, adj, warnings)
     uncovered = _uncovered(model, out_nodes, warnings)
     return GhnGraph(arch=arch, nodes=out_nodes, dist=dist, image_size=size, ve_cutoff=ve_cutoff,
-                    warnings=warnings, uncovered=uncovered)
+                    warnings=warnings, uncovered=uncovered, notes=notes)
 
 
 # Cost model for the fallback of ``trace_mode="auto"`` when shape tracing is refused. All modes give
@@ -528,7 +529,12 @@ def _pool_kernel(kernel_size: str | None) -> tuple[int, ...]:
     return (1, 1, *[int(p) for p in parts if p])
 
 
-def _typed_nodes(nodes: list[RawNode], warnings: list[str]) -> list[Node]:
+def _typed_nodes(nodes: list[RawNode], warnings: list[str], notes: list[str]) -> list[Node]:
+    """Graph nodes with their GHN node types and the shapes the GHN reads.
+
+    The official code prints two messages here that change nothing for the user; they go to
+    ``notes`` in plain words (with the official wording, to recognise them).
+    """
     n = len(nodes)
     out: list[Node] = []
     n_glob_avg = 0
@@ -555,7 +561,7 @@ def _typed_nodes(nodes: list[RawNode], warnings: list[str]) -> list[Node]:
             if len(shape) == 3 and shape[0] == 1 and min(shape[1:]) > 1:
                 s = int(math.floor(shape[1] ** 0.5))
                 new = (1, shape[2], s, s)
-                warnings.append(f"setting a 4d size {new} instead of 3d {tuple(shape)} for {raw.name}")
+                notes.append(_grid_note(raw.name.lstrip("."), tuple(shape), new))
                 shape = new
             elif len(shape) == 4 and idx == n - 2 and max(shape[2:]) == 1:
                 shape = shape[:2]
@@ -564,8 +570,25 @@ def _typed_nodes(nodes: list[RawNode], warnings: list[str]) -> list[Node]:
         out.append(Node(index=idx, op=op, name=raw.name, param=param, shape=shape,
                         module=module_path, module_type=type(raw.module).__name__ if raw.module is not None else None))
     if n_glob_avg != 1:
-        warnings.append(f"n_glob_avg should be 1 in most architectures, but is {n_glob_avg} in this architecture")
+        notes.append(_glob_avg_note(n_glob_avg))
     return out
+
+
+def _grid_note(name: str, shape: tuple[int, ...], grid: tuple[int, ...]) -> str:
+    # A (1, T, D) positional embedding: the GHN predicts a D-channel s x s grid (s*s = T - 1 patch
+    # positions); the predictor prepends a random class-token row, as the official code does.
+    return (f"{name} {shape} is read by a GHN as a {grid[1]}-channel {grid[2]}x{grid[3]} grid: the "
+            f"{grid[2] * grid[3]} patch positions are predicted, the extra row (class token) gets random "
+            f"N(0, 0.02^2) values, as in the official code (its message: setting a 4d size {grid} "
+            f"instead of 3d {shape})")
+
+
+def _glob_avg_note(count: int) -> str:
+    why = ("normal for a model that classifies from a class token, such as ViT" if count == 0
+           else "the graph is the official one all the same")
+    return (f"{count} global-average-pooling nodes where most image classifiers have 1: {why}; the "
+            f"prediction is not affected (official message: n_glob_avg should be 1 in most architectures, "
+            f"but is {count} in this architecture)")
 
 
 def _connectivity_warnings(nodes: list[Node], adj: _Adjacency, warnings: list[str]) -> None:

@@ -60,8 +60,10 @@ class GhnGraph:
 
     ``dist[i, j]`` is the shortest forward path length from node i to node j when it is between 1
     and ``ve_cutoff`` (1 = a real edge), else 0. ``uncovered`` lists trainable parameters that have
-    no node (the GHN will not predict them); ``warnings`` lists everything the official code would
-    silently drop or print.
+    no node (the GHN will not predict them); ``warnings`` lists what a user should know (parameters
+    left out, subclasses typed by their base class, disconnected nodes); ``notes`` lists the
+    official code's informational messages that change nothing for the user (e.g. a ViT's
+    positional embedding read as a 2-D grid, no global pooling node), for ``--debug`` output.
     """
 
     arch: str
@@ -71,6 +73,7 @@ class GhnGraph:
     ve_cutoff: int = 50
     warnings: list[str] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_nodes(self) -> int:
@@ -134,4 +137,5 @@ class GhnGraph:
             "op_histogram": self.op_histogram(),
             "uncovered_params": list(self.uncovered),
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
         }

@@ -101,9 +101,11 @@ class ShapeTensor(torch.Tensor):
     @staticmethod
     def __new__(cls, size: Any, stride: Any, offset: int, dtype: torch.dtype, device: torch.device,
                 requires_grad: bool = False) -> ShapeTensor:
-        return torch.Tensor._make_wrapper_subclass(  # type: ignore[attr-defined]
+        t = torch.Tensor._make_wrapper_subclass(  # type: ignore[attr-defined]
             cls, size, strides=stride, storage_offset=offset, dtype=dtype, device=device,
             requires_grad=requires_grad)
+        t._key = (tuple(size), tuple(stride), offset, dtype, device, True)  # see _flatten
+        return t
 
     @classmethod
     def __torch_dispatch__(cls, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -115,27 +117,36 @@ def shape_like(t: torch.Tensor, requires_grad: bool = False) -> ShapeTensor:
     return ShapeTensor(t.shape, t.stride(), t.storage_offset(), t.dtype, t.device, requires_grad)
 
 
-# (op, input metadata) -> output description; see _describe_outputs. Bounded: cleared when full.
+# (op, input metadata) -> output description; see _describe. Bounded: cleared when full.
 _OP_CACHE: dict[Any, Any] = {}
 _OP_CACHE_MAX = 100_000
+# op -> positions and names of the arguments it writes into (in-place and out= ops)
+_WRITTEN: dict[Any, tuple[tuple[int, str], ...]] = {}
 
 
-def _meta_key(x: Any) -> Any:
-    """A hashable description of an op argument: tensor metadata, or the value itself."""
+def _flatten(x: Any, tensors: list[torch.Tensor]) -> Any:
+    """A hashable description of an op argument (tensor metadata, or the value itself); the
+    tensors met on the way are appended to ``tensors``, in order."""
+    if type(x) is ShapeTensor:
+        tensors.append(x)
+        return x._key
     if isinstance(x, torch.Tensor):
-        return (x.shape, x.stride(), x.storage_offset(), x.dtype, x.device, type(x) is ShapeTensor)
+        tensors.append(x)
+        return (x.shape, x.stride(), x.storage_offset(), x.dtype, x.device, False)
     if isinstance(x, (list, tuple)):
-        return (type(x), tuple(_meta_key(v) for v in x))
+        return (type(x), tuple([_flatten(v, tensors) for v in x]))
     return x
 
 
 def _dispatch(func: Any, args: tuple, kwargs: dict) -> Any:
     inputs: list[torch.Tensor] = []
-    _collect_tensors(args, inputs)
-    _collect_tensors(tuple(kwargs.values()), inputs)
-    _refuse_real_mutation(func, args, kwargs)
+    key: Any = (func, _flatten(args, inputs), _flatten(tuple(kwargs.items()), inputs) if kwargs else None)
+    written = _WRITTEN.get(func)
+    if written is None:
+        written = _WRITTEN[func] = _written_arguments(func)
+    if written:
+        _refuse_real_mutation(func, written, args, kwargs)
     try:
-        key: Any = (func, _meta_key(args), _meta_key(tuple(kwargs.items())) if kwargs else None)
         desc = _OP_CACHE.get(key)
     except TypeError:  # an unhashable argument: compute without the cache
         key, desc = None, None
@@ -156,16 +167,16 @@ def _collect_tensors(x: Any, out: list[torch.Tensor]) -> None:
             _collect_tensors(v, out)
 
 
-def _refuse_real_mutation(func: Any, args: tuple, kwargs: dict) -> None:
+def _written_arguments(func: Any) -> tuple[tuple[int, str], ...]:
+    return tuple((i, arg.name) for i, arg in enumerate(func._schema.arguments)
+                 if arg.alias_info is not None and arg.alias_info.is_write)
+
+
+def _refuse_real_mutation(func: Any, written: tuple[tuple[int, str], ...], args: tuple, kwargs: dict) -> None:
     # Writing computed (absent) values into a real tensor would leave it stale, and the model could
     # read it later: let the caller trace such a model another way.
-    schema = func._schema
-    if not schema.is_mutable:
-        return
-    for i, arg in enumerate(schema.arguments):
-        if arg.alias_info is None or not arg.alias_info.is_write:
-            continue
-        value = args[i] if i < len(args) else kwargs.get(arg.name)
+    for i, name in written:
+        value = args[i] if i < len(args) else kwargs.get(name)
         targets = value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(t, torch.Tensor) and type(t) is not ShapeTensor for t in targets):
             raise NotImplementedError(f"{func} writes into a real tensor during shape tracing")
@@ -185,6 +196,10 @@ def _to_meta(x: Any) -> Any:
 
 def _run_meta(func: Any, args: tuple, kwargs: dict, inputs: list[torch.Tensor]) -> Any:
     """Run ``func`` on meta copies of its inputs and describe its outputs (see _describe)."""
+    if func is torch.ops.aten.native_batch_norm.default:
+        desc = _batch_norm_outputs(*args, **kwargs)
+        if desc is not None:
+            return desc
     meta_args = _to_meta(args)
     meta_kwargs = {k: _to_meta(v) for k, v in kwargs.items()}
     meta_inputs: list[torch.Tensor] = []
@@ -193,6 +208,24 @@ def _run_meta(func: Any, args: tuple, kwargs: dict, inputs: list[torch.Tensor]) 
     out = func(*meta_args, **meta_kwargs)
     device = kwargs.get("device") or next((t.device for t in inputs if type(t) is ShapeTensor), None)
     return _describe(out, {id(m): i for i, m in enumerate(meta_inputs)}, inputs, device)
+
+
+def _batch_norm_outputs(x: torch.Tensor, *stats: Any, **_: Any) -> Any:
+    """Outputs of ``native_batch_norm`` on a dense float input, as its meta kernel gives them.
+
+    That meta kernel is a Python decomposition costing milliseconds per call, most of a cold
+    trace of a CNN; the result is simple: the input's sizes and strides, and (C,) statistics.
+    Anything unusual (other dtypes, strided inputs, mismatched parameters) takes the meta kernel.
+    """
+    memory_format = torch.channels_last if x.dim() == 4 else torch.contiguous_format
+    dense = x.is_contiguous() or x.is_contiguous(memory_format=memory_format)
+    if x.dtype not in (torch.float32, torch.float64) or x.dim() < 2 or not dense or x.storage_offset():
+        return None
+    channels = x.shape[1]
+    if any(isinstance(t, torch.Tensor) and t.shape != (channels,) for t in stats[:4]):
+        return None
+    stat = ("new", torch.Size([channels]), (1,), 0, x.dtype, x.device)
+    return ("seq", tuple, (("new", x.shape, x.stride(), 0, x.dtype, x.device), stat, stat))
 
 
 def _describe(out: Any, input_index: dict[int, int], inputs: list[torch.Tensor], device: Any) -> Any:
@@ -224,6 +257,7 @@ def _restride(t: torch.Tensor, size: Any, stride: Any, offset: int) -> None:
     # The backend's as_strided_ only rewrites the tensor's metadata (its storage has no data).
     with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):
         torch.ops.aten.as_strided_.default(t, size, stride, offset)
+    t._key = (tuple(size), tuple(stride), offset, t.dtype, t.device, True)  # type: ignore[attr-defined]
 
 
 def _build_outputs(desc: Any, inputs: list[torch.Tensor]) -> Any:
@@ -275,21 +309,47 @@ def _mode_context(mode: str, device: torch.device) -> contextlib.AbstractContext
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
-def _forward(model: nn.Module, input_size: tuple[int, ...], mode: str) -> tuple[Any, dict[int, int]]:
-    """Run the dummy forward pass; return the output and a map id(substitute) -> id(original param)."""
+@contextlib.contextmanager
+def _substituted(model: nn.Module, mode: str) -> Iterator[dict[int, tuple[str, nn.Module, str]]]:
+    """Put substitutes in place of every parameter and buffer of ``model`` for the duration.
+
+    Yields ``id(substitute parameter) -> (official name, owning module, module path)``. Like
+    ``torch.func.functional_call`` (which costs several traversals of the module tree), it swaps
+    the entries of each module's ``_parameters`` and ``_buffers``; a tensor shared by several
+    modules gets one substitute, so tied weights stay tied. Everything is put back on exit.
+    """
+    names: dict[int, tuple[str, nn.Module, str]] = {}
+    substitutes: dict[int, torch.Tensor] = {}
+    restore: list[tuple[dict[str, Any], str, torch.Tensor]] = []
+    try:
+        for path, module in model.named_modules():
+            named_here: set[int] = set()
+            for store, is_param in ((module._parameters, True), (module._buffers, False)):
+                for name, tensor in list(store.items()):
+                    if tensor is None:
+                        continue
+                    if is_param and id(tensor) not in named_here:
+                        # the official naming: module path + the first name in the module; the
+                        # last module that holds the tensor wins
+                        named_here.add(id(tensor))
+                        names[id(tensor)] = (f"{path}.{name}", module, path)
+                    sub = substitutes.get(id(tensor))
+                    if sub is None:
+                        sub = substitutes[id(tensor)] = _substitute(tensor, mode, is_param)
+                    restore.append((store, name, tensor))
+                    store[name] = sub
+        yield {id(sub): names[oid] for oid, sub in substitutes.items() if oid in names}
+    finally:
+        for store, name, tensor in reversed(restore):
+            store[name] = tensor
+
+
+def _forward(model: nn.Module, input_size: tuple[int, ...], mode: str) -> tuple[Any, dict[int, Any]]:
+    """Run the dummy forward pass; return the output and ``id(substitute) -> parameter name``."""
     device = _device_of(model)
-    subst: dict[int, int] = {}
-    with _mode_context(mode, device), torch.enable_grad():
-        tensors: dict[str, torch.Tensor] = {}
-        for name, p in model.named_parameters():
-            t = _substitute(p, mode, is_param=True)
-            subst[id(t)] = id(p)
-            tensors[name] = t
-        for name, b in model.named_buffers():
-            tensors[name] = _substitute(b, mode, is_param=False)
-        x = _input(input_size, device, mode)
-        out = torch.func.functional_call(model, tensors, (x,), strict=False, tie_weights=True)
-    return out, subst
+    with _mode_context(mode, device), torch.enable_grad(), _substituted(model, mode) as params:
+        out = model(_input(input_size, device, mode))
+    return out, params
 
 
 def _outputs(out: Any) -> list[torch.Tensor]:
@@ -304,9 +364,7 @@ def trace(model: nn.Module, input_size: tuple[int, ...], mode: str = "shape") ->
     """Trace ``model`` on a (2, *input_size) input and collect the raw graph (official order)."""
     if mode not in ("shape", "fake", "real"):
         raise ValueError(f"unknown trace mode {mode!r}")
-    out, subst = _forward(model, input_size, mode)
-    originals = parameter_names(model)
-    params = {sid: originals[oid] for sid, oid in subst.items() if oid in originals}
+    out, params = _forward(model, input_size, mode)
     return _walk(_outputs(out), params)
 
 
