@@ -47,20 +47,6 @@ class RawGraph:
     edges: list[tuple[int, int]]  # (src, dst) in creation order, may contain duplicates
 
 
-def parameter_names(model: nn.Module) -> dict[int, tuple[str, nn.Module, str]]:
-    """Map ``id(parameter)`` to (``"<module path>.<param name>"``, owning module, module path).
-
-    Iterates every module's own parameters like the official code; a tied parameter keeps the
-    name it was last seen under (the official dict comprehension overwrites).
-    """
-    names: dict[int, tuple[str, nn.Module, str]] = {}
-    for path, module in model.named_modules():
-        for pname, p in module.named_parameters(recurse=False):
-            if p is not None:
-                names[id(p)] = (f"{path}.{pname}", module, path)
-    return names
-
-
 def _device_of(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
