@@ -13,5 +13,7 @@ Modules (import the one you need; this package imports nothing, so ``import ghnc
 * ``evaluate``: loss and top-1 accuracy of a model on a loader;
 * ``dist``: torchrun environment, process group, collectives and per-rank sharding;
 * ``configs``: typed configs from option values, and the resume merge;
-* ``finetune``: ``FinetuneConfig`` and the fine-tuning loop built on the modules above.
+* ``errors``: ``DataError``, ``StateError``, ``DistError``;
+* ``finetune_config``, ``finetune``, ``events``: the fine-tuning command's config (and resume
+  merge), its loop built on the modules above, and what the loop reports.
 """

@@ -81,6 +81,12 @@ def _unpack(batch: Any) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple
     raise TypeError(f"a loader batch must be a ghnctl Batch or an (images, targets) pair, not {type(batch).__name__}")
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    raise ValueError("the model has no parameters or buffers to take a device from: pass device=")
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -99,7 +105,7 @@ def evaluate(
     ``batch_stats`` evaluates with BatchNorm batch statistics; ``num_classes`` checks the model's
     output width once. The model's training mode is restored afterwards.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else _model_device(model)
     criterion = nn.CrossEntropyLoss(reduction="sum")
     # Device-side sums: no host sync per batch on an accelerator; float64 so the mean is exact enough.
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)

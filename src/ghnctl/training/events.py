@@ -112,6 +112,4 @@ class History:
         return self.records[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["records"] = [r.to_dict() for r in self.records]
-        return out
+        return asdict(self)  # the records become dicts too

@@ -115,9 +115,11 @@ class _Run:
         )
         model.to(self.device)
         self.normalizer = Normalizer(data.info.mean, data.info.std, self.device)
-        assert config.lr is not None and config.weight_decay is not None  # resolved by FinetuneConfig
+        # FinetuneConfig has replaced a None lr / weight decay by the recipe's numbers.
+        self.peak_lr = float(config.lr)
         optimizer = build_optimizer(
-            model.parameters(), config.optimizer, config.lr, config.weight_decay, config.momentum, config.nesterov
+            model.parameters(), config.optimizer, self.peak_lr, float(config.weight_decay), config.momentum,
+            config.nesterov,
         )
         self.parts = state.TrainingParts(
             model, optimizer, build_scheduler(optimizer, self.total_steps, self.warmup_steps),
@@ -189,7 +191,7 @@ def finetune(
             emit(EpochDone(records[-1]))
         emit(
             RunStarted(
-                device=str(run.device), amp=amp_name(run.amp_dtype), workers=run.workers, lr=float(config.lr or 0.0),
+                device=str(run.device), amp=amp_name(run.amp_dtype), workers=run.workers, lr=run.peak_lr,
                 total_steps=run.total_steps, steps_per_epoch=run.steps_per_epoch, epochs=run.epochs,
                 warmup_steps=run.warmup_steps, start_epoch=progress.epoch, start_step=progress.step_in_epoch,
                 resumed=resume is not None,
@@ -201,7 +203,7 @@ def finetune(
         records=records,
         device=str(run.device),
         amp=amp_name(run.amp_dtype),
-        lr=float(config.lr or 0.0),
+        lr=run.peak_lr,
         total_steps=run.total_steps,
         steps_per_epoch=run.steps_per_epoch,
         warmup_steps=run.warmup_steps,
