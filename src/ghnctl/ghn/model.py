@@ -81,6 +81,25 @@ class GHN(nn.Module):
         with torch.device(device):
             return cls(config)
 
+    @torch.no_grad()
+    def init_for_training(self, generator: torch.Generator | None = None) -> GHN:
+        """The official initialisation for training from scratch (spec section 5); returns self.
+
+        Every embedding table: truncated normal with std ``dim ** -0.5`` for its own row width
+        (this also replaces the sinusoidal init of the edge embedding). The last linear layer of ``decoder_1d``, of the
+        decoder's per-position stack and of the class-layer head: weights divided by 5, bias 0, so
+        the first predictions are small. Draws from ``generator`` (default: the global RNG).
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                std = module.weight.shape[1] ** -0.5
+                nn.init.trunc_normal_(module.weight, std=std, generator=generator)  # cut at +-2, torch's default
+        lasts = [self.decoder_1d.fc[-2], self.decoder.conv[2], self.decoder.class_layer_predictor[-1]]
+        for layer in lasts:
+            layer.weight.div_(5)
+            layer.bias.zero_()
+        return self
+
     @property
     def is_ghn2(self) -> bool:
         return self.config.is_ghn2
