@@ -84,3 +84,10 @@ def test_tuple_outputs_and_bad_batches() -> None:
     assert result.accuracy == 100.0
     with pytest.raises(TypeError, match="Batch or an"):
         evaluate(_identity_model(), [torch.zeros(2, 2)])
+
+
+def test_a_model_without_tensors_needs_a_device() -> None:
+    batches = [(torch.tensor([[0.0, 1.0]]), torch.tensor([1]))]
+    with pytest.raises(ValueError, match="pass device="):
+        evaluate(nn.Identity(), batches)
+    assert evaluate(nn.Identity(), batches, device="cpu").accuracy == 100.0
