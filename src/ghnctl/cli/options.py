@@ -99,12 +99,17 @@ def noise_option(why: str) -> typer.models.OptionInfo:
     )
 
 
-Data = Annotated[
-    str,
-    typer.Option(
-        "--data",
-        "-d",
-        help="cifar10, cifar100, an ImageFolder tree (train/ [+ val/ or test/]) or a .tar.gz of one.",
-        show_default=False,
-    ),
-]
+DATA_HELP = "cifar10, cifar100, an ImageFolder tree (train/ [+ val/ or test/]) or a .tar.gz of one."
+
+
+def data_option(note: str = "") -> typer.models.OptionInfo:
+    """``--data/-d``; ``note`` adds what the command does without it (e.g. "Required unless --resume.")."""
+    return typer.Option("--data", "-d", help=f"{DATA_HELP} {note}".strip(), show_default=False)
+
+
+def image_size_option(help: str) -> typer.models.OptionInfo:
+    """``--image-size/-s`` with a command's own default rule (models vs data sets differ)."""
+    return typer.Option("--image-size", "-s", min=1, help=help)
+
+
+Data = Annotated[str, data_option()]
