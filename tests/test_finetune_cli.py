@@ -115,13 +115,13 @@ def test_save_resume_and_file_init(run, setup, monkeypatch) -> None:
         calls["n"] += 1
         return calls["n"] > 3
 
-    real_stop = cli_finetune._StopFlag.__call__
-    monkeypatch.setattr(cli_finetune._StopFlag, "__call__", fake_stop)
+    real_stop = cli_finetune.StopFlag.__call__
+    monkeypatch.setattr(cli_finetune.StopFlag, "__call__", fake_stop)
     stopped = run(*_base(setup, "--max-steps", "7", "--checkpoint", "run.state", "--out", "part.safetensors"))
     assert stopped.exit_code == 130, stopped.stderr
     assert "ghnctl finetune --resume run.state" in " ".join(stopped.stderr.split())
     assert not Path("part.safetensors").exists()
-    monkeypatch.setattr(cli_finetune._StopFlag, "__call__", real_stop)
+    monkeypatch.setattr(cli_finetune.StopFlag, "__call__", real_stop)
 
     # ... and resumed with only --resume (model, data and settings come from the checkpoint).
     resumed = run("--resume", "run.state", "-o", "resumed.safetensors", "--json")

@@ -9,7 +9,6 @@ user typed to ``resume_config``. torch and the engine are imported inside the co
 from __future__ import annotations
 
 import contextlib
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -34,6 +33,7 @@ from ghnctl.cli.options import (
     out_option,
 )
 from ghnctl.cli.output import Output
+from ghnctl.cli.stop import StopFlag
 from ghnctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -304,35 +304,6 @@ def _initialise(
     return report
 
 
-class _StopFlag:
-    """First Ctrl-C: stop after the current step and save the checkpoint; second: abort."""
-
-    def __init__(self, output: Output) -> None:
-        self.output = output
-        self.requested = False
-        self._previous: Any = None
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.output.warn("stopping after this step to save the checkpoint (Ctrl-C again aborts)")
-
-    def __enter__(self) -> _StopFlag:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: keep the default behaviour
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
 def _train(
     output: Output,
     model: Any,
@@ -346,7 +317,7 @@ def _train(
 
     progress = _ProgressView(output)
     # Without a checkpoint there is nothing to save: Ctrl-C keeps its usual meaning (abort, exit 130).
-    stop = _StopFlag(output) if checkpoint is not None else contextlib.nullcontext()
+    stop = StopFlag(output) if checkpoint is not None else contextlib.nullcontext()
     with progress, stop:
         return run_finetune(
             model,
@@ -355,7 +326,7 @@ def _train(
             on_event=progress.on_event,
             checkpoint=checkpoint,
             resume=resume,
-            stop=stop if isinstance(stop, _StopFlag) else None,
+            stop=stop if isinstance(stop, StopFlag) else None,
             meta=meta,
         )
 
