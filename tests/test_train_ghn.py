@@ -186,3 +186,59 @@ def test_two_processes_equal_one_process_with_the_same_global_meta_batch(workdir
         # Same arithmetic, another summation order (two partial gradients summed by all-reduce).
         assert torch.allclose(single[key], rank0[key], rtol=1e-4, atol=1e-6), key
     assert load_file(tmp_path / "two" / GHN_FILE).keys() == single.keys()  # rank 0 wrote the run
+
+
+KILLED_WORKER = """
+import sys, time, torch
+from pathlib import Path
+import ghnctl.io as io
+from ghnctl.training.data import DataConfig, load_data
+from ghnctl.training.train_config import TrainConfig
+from ghnctl.training.train_ghn import train_ghn
+
+nets, data, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+real = io.write_safetensors
+saves = []
+def slow_second_state_save(f, tensors, metadata):
+    if "position" in metadata:
+        saves.append(1)
+        if len(saves) == 2:  # the state save at step 2: write half, then hang until killed
+            f.write(b"partial"); f.flush(); print("saving", flush=True); time.sleep(600)
+    real(f, tensors, metadata)
+io.write_safetensors = slow_second_state_save
+torch.set_num_threads(1)  # the same summation order as the test process's runs
+config = TrainConfig(hid=16, layers=1, heads=2, archs=(nets + ":small", nets + ":wide"), meta_batch=2,
+                     batch_size=12, steps=4, eval_n=0, save_every=1, lr=3e-3)
+train_ghn(config, load_data(DataConfig(data)), out, device=torch.device("cpu"))
+"""
+
+
+def test_sigkill_while_saving_leaves_the_previous_checkpoint_resumable(workdir: Path, tmp_path: Path) -> None:
+    import signal
+
+    from ghnctl.training.state import read_state
+
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_WORKER)
+    out = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, str(script), str(workdir / "nets.py"), str(workdir / "data"), str(out)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "saving"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    position, _ = read_state(out / STATE_FILE, format="ghnctl-train-state/1")
+    assert position.global_step == 1  # the step-1 state is intact; the step-2 write never replaced it
+    nets = workdir / "nets.py"
+    config = TrainConfig(hid=16, layers=1, heads=2, archs=(f"{nets}:small", f"{nets}:wide"), meta_batch=2,
+                         batch_size=12, steps=4, eval_n=0, save_every=1, lr=3e-3)
+    bundle = _bundle(workdir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = train_ghn(config, bundle, out, device=torch.device("cpu"), resume=True)
+        straight = train_ghn(config, bundle, tmp_path / "straight", device=torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed.steps == straight.steps == 4
+    a, b = load_file(out / GHN_FILE), load_file(tmp_path / "straight" / GHN_FILE)
+    assert all(torch.equal(a[k], b[k]) for k in a)
