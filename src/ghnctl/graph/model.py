@@ -79,15 +79,20 @@ class GhnGraph:
     def num_nodes(self) -> int:
         return len(self.nodes)
 
+    # The statistics below use numpy on the matrix (a view, no copy): torch runs even tiny reductions
+    # through its thread pool, which costs up to 100x more when the machine's cores are busy.
+    def _dist_np(self) -> Any:
+        return self.dist.detach().cpu().numpy()
+
     @property
     def edges(self) -> list[tuple[int, int]]:
         """1-hop edges (src, dst) in row-major order."""
-        idx = torch.nonzero(self.dist == 1)
-        return [(int(a), int(b)) for a, b in idx.tolist()]
+        src, dst = (self._dist_np() == 1).nonzero()
+        return list(zip(src.tolist(), dst.tolist()))
 
     @property
     def num_edges(self) -> int:
-        return int((self.dist == 1).sum())
+        return int((self._dist_np() == 1).sum())
 
     @property
     def op_indices(self) -> torch.Tensor:
@@ -95,28 +100,30 @@ class GhnGraph:
 
     @property
     def in_degree(self) -> list[int]:
-        return (self.dist == 1).sum(0).tolist()
+        return (self._dist_np() == 1).sum(0).tolist()
 
     @property
     def out_degree(self) -> list[int]:
-        return (self.dist == 1).sum(1).tolist()
+        return (self._dist_np() == 1).sum(1).tolist()
 
     @property
     def depth(self) -> int:
         """Longest shortest-path distance from the input node (node 0)."""
-        return int(self.dist[0].max()) if self.num_nodes else 0
+        return int(self._dist_np()[0].max()) if self.num_nodes else 0
 
     @property
     def diameter(self) -> int:
         """Largest finite shortest-path distance between any two nodes (capped at ``ve_cutoff``)."""
-        return int(self.dist.max()) if self.num_nodes else 0
+        return int(self._dist_np().max()) if self.num_nodes else 0
 
     def op_histogram(self) -> dict[str, int]:
         counts = Counter(n.op for n in self.nodes)
         return {op: counts[op] for op in PRIMITIVES if counts[op]}
 
     def dist_histogram(self) -> dict[int, int]:
-        values, counts = torch.unique(self.dist, return_counts=True)
+        import numpy as np
+
+        values, counts = np.unique(self._dist_np(), return_counts=True)
         return {int(v): int(c) for v, c in zip(values.tolist(), counts.tolist())}
 
     @property
