@@ -101,6 +101,8 @@ def train_command(
     device: Device = DEFAULT_DEVICE,
     workers: Annotated[int | None, typer.Option(help="Data-loading processes per training process.")] = None,
     nproc: Annotated[int | None, typer.Option(help="Start N processes on this machine (torchrun's launcher).")] = None,
+    shards: Annotated[int | None, typer.Option(help="Split each meta-batch into S shards with their own images "
+                                               "(default: the number of processes).")] = None,
     offline: Offline = False,
     force: Force = False,
     json_out: JsonOut = False,
