@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from ghnctl import __version__
-from ghnctl.cli import finetune, graph, hub, predict, train
+from ghnctl.cli import bench, finetune, graph, hub, predict, train
 from ghnctl.cli.boundary import GhnctlGroup
 from ghnctl.cli.options import Debug
 
@@ -44,7 +44,7 @@ def _main_options(
     """Global options (apply to every command)."""
 
 
-for _module in (graph, predict, finetune, train, hub):
+for _module in (graph, predict, finetune, train, bench, hub):
     _module.register(app)
 
 

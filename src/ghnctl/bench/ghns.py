@@ -1,0 +1,57 @@
+"""GHNs for a bench: each one loaded once, from the local file the CLI already fetched when it did.
+
+A command resolves ``--ghn`` specs first (downloads with a progress bar, ``ghnctl.cli.hub``) and
+passes the files here as ``paths``; a spec without a file is loaded through ``ghnctl.load_ghn``
+(registry name, URL or path; downloads go through the hub).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ghnctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from ghnctl.ghn.model import GHN
+
+
+def split_ghn_list(text: str) -> tuple[str, ...]:
+    """``"ghn3tm8, ./mine.pt"`` -> ``("ghn3tm8", "./mine.pt")``; duplicates are an error."""
+    specs = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not specs:
+        raise UsageError("--ghn is empty", hint="for example --ghn ghn3tm8 or --ghn A.pt,B.pt")
+    seen = [s for i, s in enumerate(specs) if s in specs[:i]]
+    if seen:
+        raise UsageError(f"--ghn names {seen[0]!r} twice")
+    return specs
+
+
+class GhnCache:
+    """``get(spec)`` loads a GHN the first time and returns the same object afterwards."""
+
+    def __init__(self, paths: Mapping[str, Path] | None = None, device: torch.device | str = "cpu") -> None:
+        self.paths = dict(paths or {})
+        self.device = torch.device(device)
+        self._loaded: dict[str, GHN] = {}
+
+    def get(self, spec: str) -> GHN:
+        ghn = self._loaded.get(spec)
+        if ghn is None:
+            ghn = self._load(spec)
+            self._loaded[spec] = ghn
+        return ghn
+
+    def _load(self, spec: str) -> GHN:
+        path = self.paths.get(spec)
+        if path is None:
+            from ghnctl.loader import load_ghn
+
+            return load_ghn(spec, device=self.device)
+        from ghnctl.ghn.model import load_ghn as load_ghn_file
+        from ghnctl.loader import ghn_name
+
+        return load_ghn_file(path, device=self.device, name=ghn_name(spec, path))

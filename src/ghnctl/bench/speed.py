@@ -1,0 +1,260 @@
+"""``bench speed``: how long building the graph and predicting the parameters take, and the memory.
+
+Per architecture the model is built once; ``ghnctl.build_graph`` is timed ``warmup + repeats``
+times (the graph does not depend on the GHN); then per GHN ``ghnctl.predict_parameters`` with that
+graph given is timed the same way, with its own split into GHN forward and assignment
+(``PredictionReport.timings``). Reported: the median of the timed repeats (the warm-up runs are
+dropped: first calls pay for imports, caches and allocator growth), every timed run, and the peak
+memory while predicting (``memory``: which measure is named in the result).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ghnctl.bench import memory
+from ghnctl.bench.events import BenchStarted, CellDone, CellFailed, CellProgress, CellStarted, Emit, ignore
+from ghnctl.bench.ghns import GhnCache
+from ghnctl.bench.store import ResultStore, cell_key
+from ghnctl.devices import check_device_name, resolve_device
+from ghnctl.errors import GhnctlError, UsageError
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """What to time. Validated on construction (UsageError, exit 2).
+
+    ``num_classes`` None builds each model with its GHN's number of classes (the GHN then predicts
+    the classifier too, as in real use); ``image_size`` None uses the model's default input.
+    """
+
+    ghns: tuple[str, ...]
+    archs: tuple[str, ...]
+    arch_set: str = ""
+    image_size: int | None = None
+    num_classes: int | None = None
+    repeats: int = 5
+    warmup: int = 1
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.ghns:
+            raise UsageError("no GHN given", hint="for example --ghn ghn3tm8")
+        if not self.archs:
+            raise UsageError("no architecture given", hint="for example --archs resnet18,resnet50")
+        if self.repeats < 1:
+            raise UsageError(f"--repeats must be at least 1, got {self.repeats}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.image_size is not None and self.image_size < 8:
+            raise UsageError(f"--image-size must be at least 8, got {self.image_size}")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise UsageError(f"--num-classes must be at least 1, got {self.num_classes}")
+        if len(set(self.ghns)) != len(self.ghns):
+            raise UsageError("a GHN is given twice")
+        object.__setattr__(self, "ghns", tuple(self.ghns))
+        object.__setattr__(self, "archs", tuple(dict.fromkeys(self.archs)))  # each architecture once
+        object.__setattr__(self, "device", check_device_name(self.device))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SpeedRow:
+    """One GHN on one architecture: medians in seconds, every timed run, peak memory in MB."""
+
+    key: str
+    ghn: str
+    spec: str
+    arch: str
+    nodes: int = 0
+    graph_s: float = 0.0
+    predict_s: float = 0.0
+    forward_s: float = 0.0
+    assign_s: float = 0.0
+    graph_runs_s: tuple[float, ...] = ()
+    predict_runs_s: tuple[float, ...] = ()
+    peak_rss_mb: float | None = None
+    rss_increase_mb: float | None = None
+    peak_cuda_mb: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["graph_runs_s"], out["predict_runs_s"] = list(self.graph_runs_s), list(self.predict_runs_s)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SpeedRow:
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("graph_runs_s", "predict_runs_s"):
+            values[name] = tuple(values.get(name, ()))
+        return cls(**values)
+
+
+@dataclass
+class SpeedResult:
+    config: SpeedConfig
+    rows: list[SpeedRow]
+    device: str
+    threads: int
+    memory_method: str
+    total: int
+    reused: int
+    stopped: bool
+    wall_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bench": "speed", "settings": self.config.to_dict(), "device": self.device, "threads": self.threads,
+            "memory_method": self.memory_method, "cells_total": self.total, "cells_finished": len(self.rows),
+            "cells_reused": self.reused, "stopped": self.stopped, "wall_s": round(self.wall_s, 3),
+            "rows": [r.to_dict() for r in self.rows], "notes": self.notes,
+        }
+
+
+def run_speed(
+    config: SpeedConfig,
+    *,
+    store: ResultStore | None = None,
+    resume: bool = False,
+    ghn_paths: Mapping[str, Path] | None = None,
+    on_event: Emit | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> SpeedResult:
+    """Time every GHN on every architecture not already in ``store`` (with ``resume``)."""
+    emit = on_event or ignore
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    cache = GhnCache(ghn_paths, device)
+    ghns = {spec: cache.get(spec) for spec in config.ghns}
+    threads = torch.get_num_threads()
+    plan = []
+    for arch in config.archs:
+        for spec, ghn in ghns.items():
+            classes = config.num_classes or ghn.config.num_classes
+            identity = {"bench": "speed", "ghn": spec, "arch": arch, "num_classes": classes,
+                        "image_size": config.image_size, "repeats": config.repeats, "warmup": config.warmup,
+                        "device": str(device), "threads": threads}
+            plan.append((len(plan), arch, spec, classes, cell_key(identity)))
+    previous = store.load().cells if store is not None and resume else {}
+    emit(BenchStarted("speed", len(plan), sum(p[4] in previous for p in plan)))
+    rows: list[SpeedRow] = []
+    reused = 0
+    stopped = False
+    for arch in config.archs:
+        todo = []
+        for index, a, spec, classes, key in plan:
+            if a != arch:
+                continue
+            if key in previous:
+                rows.append(SpeedRow.from_dict(previous[key]))
+                reused += 1
+                emit(CellDone(index, f"{spec} · {arch}", rows[-1].to_dict(), reused=True))
+            else:
+                todo.append((index, spec, classes, key))
+        for classes in dict.fromkeys(t[2] for t in todo):
+            if stop is not None and stop():
+                stopped = True
+                break
+            _time_arch(arch, classes, [t for t in todo if t[2] == classes], ghns, config, device, store, rows, emit)
+        if stopped:
+            break
+    return SpeedResult(config, rows, str(device), threads, memory.method(), len(plan), reused, stopped,
+                       time.perf_counter() - started)
+
+
+def _time_arch(
+    arch: str, classes: int, group: list[tuple[int, str, int, str]], ghns: Mapping[str, Any], config: SpeedConfig,
+    device: torch.device, store: ResultStore | None, rows: list[SpeedRow], emit: Emit,
+) -> None:
+    from ghnctl.graph import build_graph
+    from ghnctl.zoo import resolve_model
+
+    first = group[0]
+    emit(CellStarted(first[0], f"{first[1]} · {arch}"))
+    emit(CellProgress(first[0], 0.0, "timing the graph"))
+    try:
+        built = resolve_model(arch, num_classes=classes, image_size=config.image_size, seed=config.seed)
+        model = built.model.to(device)
+        graph_runs, graph = _repeat(lambda: build_graph(model, arch=built.arch, image_size=built.image_size),
+                                    config, device)
+    except UsageError:
+        raise
+    except GhnctlError as exc:
+        for index, spec, _, key in group:
+            _record(SpeedRow(key, spec, arch, arch, error=exc.message), index, store, rows, emit)
+        return
+    base = dict(spec=arch, arch=built.arch, nodes=graph.num_nodes, graph_s=statistics.median(graph_runs),
+                graph_runs_s=tuple(graph_runs))
+    for n, (index, spec, _, key) in enumerate(group):
+        if n > 0:
+            emit(CellStarted(index, f"{spec} · {arch}"))
+        emit(CellProgress(index, 0.5, "timing the prediction"))
+        try:
+            row = _time_predict(SpeedRow(key, spec, **base), ghns[spec], model, graph, config, device)
+        except GhnctlError as exc:
+            row = SpeedRow(key, spec, arch, built.arch, nodes=graph.num_nodes, error=exc.message)
+        _record(row, index, store, rows, emit)
+
+
+def _time_predict(base: SpeedRow, ghn: Any, model: torch.nn.Module, graph: Any, config: SpeedConfig,
+                  device: torch.device) -> SpeedRow:
+    from ghnctl.predict import predict_parameters
+
+    reports: list[Any] = []
+
+    def predict() -> None:
+        reports.append(predict_parameters(ghn, model, graph, return_report=True)[1])
+
+    with memory.PeakMemory(device) as peak:
+        runs, _ = _repeat(predict, config, device)
+    timed = reports[config.warmup:]
+    return replace(
+        base, predict_s=statistics.median(runs), predict_runs_s=tuple(runs),
+        forward_s=statistics.median(r.timings["forward"] for r in timed),
+        assign_s=statistics.median(r.timings["assign"] for r in timed),
+        peak_rss_mb=peak.peak_rss_mb, rss_increase_mb=peak.rss_increase_mb, peak_cuda_mb=peak.peak_cuda_mb,
+    )
+
+
+def _repeat(work: Callable[[], Any], config: SpeedConfig, device: torch.device) -> tuple[list[float], Any]:
+    """Run ``work`` ``warmup + repeats`` times; the wall times of the timed runs and the last result."""
+    times = []
+    result = None
+    for i in range(config.warmup + config.repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        tick = time.perf_counter()
+        with torch.no_grad():
+            result = work()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= config.warmup:
+            times.append(time.perf_counter() - tick)
+    return times, result
+
+
+def _record(row: SpeedRow, index: int, store: ResultStore | None, rows: list[SpeedRow], emit: Emit) -> None:
+    if store is not None:
+        store.append(row.to_dict())
+    rows.append(row)
+    label = f"{row.ghn} · {row.spec}"
+    if row.error is not None:
+        emit(CellFailed(index, label, row.error))
+    else:
+        emit(CellDone(index, label, row.to_dict()))
