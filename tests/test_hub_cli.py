@@ -166,6 +166,38 @@ def test_pull_errors_are_one_line(cli, server, payload) -> None:
     assert "offline mode is on" in line and "ghnctl pull ghn3sm8" in line and "`ghnctl cache path`" in line
 
 
+def test_pull_too_slow_is_one_line_and_keeps_the_part(cli, server, payload, monkeypatch) -> None:
+    monkeypatch.setenv("GHNCTL_MIN_RATE", "1000")
+    monkeypatch.setenv("GHNCTL_MIN_RATE_WINDOW", "0.5")
+    server.add_hf(HF_REPO, "ghn3tm8.pt", payload, fault=Fault(drip=0.1))
+    started = time.monotonic()
+    result = cli("pull", "ghn3tm8")
+    assert result.exit_code == 1 and time.monotonic() - started < 6.0
+    announce, retry, resume, line = lines(result.stderr)
+    assert announce.startswith("downloading ghn3tm8")
+    assert retry.startswith("warning: ghn3tm8: too slow: ") and "retrying in" in retry  # one new connection
+    assert resume.startswith("resuming ghn3tm8 at ")
+    assert line.startswith("error: cannot download ghn3tm8 from http://127.0.0.1:") and "too slow: " in line
+    assert "under the minimum of 1.0 kB/s over 0.5 s" in line
+    assert line.endswith(
+        "(try again later: `ghnctl pull ghn3tm8` resumes where this stopped; "
+        "GHNCTL_MIN_RATE (bytes/s) and GHNCTL_MIN_RATE_WINDOW (seconds) set the limit)"
+    )
+    assert "unfinished download of ghn3tm8" in cli("cache", "list").stderr
+
+
+@pytest.mark.parametrize(("name", "value"), [("GHNCTL_MIN_RATE", "10k"), ("GHNCTL_MIN_RATE_WINDOW", "-1")])
+def test_pull_with_a_bad_limit_variable_is_a_usage_error(cli, server, payload, monkeypatch, name, value) -> None:
+    server.add_hf(HF_REPO, "ghn3tm8.pt", payload)
+    monkeypatch.setenv(name, value)
+    result = cli("pull", "ghn3tm8")
+    assert result.exit_code == 2
+    line = lines(result.stderr)[-1]
+    assert line.startswith(f"error: {name}='{value}' is not a valid number of ") and "(use a number" in line
+    assert server.data_requests() == []
+    assert len(lines(result.stderr)) == 1  # refused before "downloading ..." is announced
+
+
 @pytest.mark.parametrize("case", ["offline", "no network", "not found", "access refused"])
 def test_pull_hints_name_only_options_of_pull(cli, server, monkeypatch, no_dns, sleeps, case: str) -> None:
     """`pull` takes no GHN file: its hints must not send the user to --ghn PATH (another command's option)."""

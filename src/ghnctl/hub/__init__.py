@@ -4,6 +4,9 @@ Modules, one job each:
 
 * ``registry``: the known GHNs (``REGISTRY``, ``get_entry``) and their URLs;
 * ``download``: one HTTP download into a ``.part`` file: resume, retries, size/sha256 checks;
+* ``limits``: the rate, time and size limits of a download, from the policy or the environment;
+* ``watchdog``: the thread that cuts off a request that breaks a time limit;
+* ``neterrors``: which network errors are worth a retry, and how to say what happened;
 * ``lock``: the inter-process lock (over ``filelock``) that makes concurrent processes download once;
 * ``cache``: the cache layout, ``lookup``/``list_cached``/``clear``/``cache_path``;
 * ``store``: lock + download + convert once to safetensors + record (``pull``);

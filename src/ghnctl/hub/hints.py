@@ -43,5 +43,28 @@ def access_refused(file_hint: str | None) -> str:
     return f"the file may be private or moved: download it by hand and {file_hint}"
 
 
+def too_slow(pull_spec: str) -> str:
+    """For a download cut off for coming in under the minimum rate (its ``.part`` is kept)."""
+    return (
+        f"try again later: `ghnctl pull {pull_spec}` resumes where this stopped; "
+        "GHNCTL_MIN_RATE (bytes/s) and GHNCTL_MIN_RATE_WINDOW (seconds) set the limit"
+    )
+
+
+def out_of_time(pull_spec: str) -> str:
+    """For a download that reached its overall time cap (its ``.part`` is kept)."""
+    return (
+        f"run `ghnctl pull {pull_spec}` again: it resumes where this stopped; GHNCTL_DOWNLOAD_MAX_TIME sets the limit"
+    )
+
+
+def untrusted_certificate() -> str:
+    """For a TLS certificate that does not verify. Verification is never turned off."""
+    return (
+        "if this network's proxy or firewall re-signs TLS, point REQUESTS_CA_BUNDLE to its CA certificate "
+        "(ghnctl never skips the check)"
+    )
+
+
 def _or(hint: str, file_hint: str | None) -> str:
     return f"{hint}, or {file_hint}" if file_hint else hint

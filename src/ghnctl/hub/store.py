@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ghnctl import settings
 from ghnctl.errors import CheckpointError, Offline
-from ghnctl.hub import cache, hints
+from ghnctl.hub import cache, hints, limits
 from ghnctl.hub.cache import CachedGhn
 from ghnctl.hub.download import (
     DEFAULT_POLICY,
@@ -96,6 +96,8 @@ def pull(
             hint=hints.offline(target.pull_spec, file_hint),
         )
     policy = policy or DEFAULT_POLICY
+    # A bad GHNCTL_MIN_RATE (or other limit variable) fails now, before anything is locked or announced.
+    limits.resolve(policy.min_rate, policy.min_rate_window, policy.max_time)
     emit = on_progress or (lambda event: None)
     directory = cache.entry_dir(target.name)
     part = directory / f"download-{cache.url_cache_name(target.url)[4:]}{cache.PART_SUFFIX}"
