@@ -10,6 +10,9 @@ processes see changes to ``os.environ`` at once.
 ``HF_HUB_OFFLINE``     the same switch, as HuggingFace tools spell it
 ``GHNCTL_HUB_URL``     base URL of the hub that hosts GHN checkpoints
 =====================  ==========================================================
+
+Download limits (``GHNCTL_MIN_RATE``, ``GHNCTL_MIN_RATE_WINDOW``, ``GHNCTL_DOWNLOAD_MAX_TIME``) are
+read, also at call time, by ``ghnctl.hub.limits``, next to the policy they set.
 """
 
 from __future__ import annotations
