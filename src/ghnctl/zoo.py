@@ -6,7 +6,9 @@ Accepted specs:
 * ``pkg.module:factory``: a callable imported from an installed module (the current directory
   comes first on the path, as with ``python -m``),
 * ``path/to/file.py:factory``: a callable from a Python file, imported with importlib,
-* ``timm:NAME``: a timm model (needs ``pip install 'ghnctl[timm]'``).
+* ``timm:NAME``: a timm model (needs ``pip install 'ghnctl[timm]'``),
+* ``deepnets:SPLIT/INDEX``: net INDEX of a split of ghnctl's DeepNets generator (``ghnctl.nets``),
+  built for 32x32 inputs and 10 classes by default (224 gives the ImageNet variant, 1000 classes).
 
 Models are always built without pretrained weights. ``num_classes`` is passed to the factory when
 given. inception_v3 and googlenet are built with ``aux_logits=False, init_weights=True``, the
@@ -35,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from ghnctl import tv_names
 from ghnctl.errors import MissingExtra, ModelBuildError, UnknownModel, UsageError
+
+DEEPNETS_PREFIX = "deepnets:"
 
 if TYPE_CHECKING:
     from torch import nn
@@ -71,7 +75,10 @@ class ModelSpec:
 
 def spec_name(spec: str) -> str:
     """The short name of a spec without building anything (for default output file names)."""
-    name = spec.rsplit(":", 1)[-1] if ":" in spec else spec
+    if spec.startswith(DEEPNETS_PREFIX):
+        name = "deepnets_" + spec[len(DEEPNETS_PREFIX):].replace("/", "_")  # deepnets:test/17 -> deepnets_test_17
+    else:
+        name = spec.rsplit(":", 1)[-1] if ":" in spec else spec
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
 
 
@@ -98,6 +105,8 @@ def resolve_model(
     spec = spec.strip()
     if not spec:
         raise UnknownModel("empty model name", hint="give a torchvision name such as resnet50")
+    if spec.startswith(DEEPNETS_PREFIX):
+        return _resolve_deepnets(spec, num_classes, image_size, seed)
 
     arch, source, factory, kwargs, default_size = _find_factory(spec)
     if num_classes is not None:
@@ -259,6 +268,19 @@ def _get_factory(module: Any, attr: str, spec: str) -> Callable[..., Any]:
     if not callable(factory):
         raise UnknownModel(f"{spec!r}: {attr!r} is not callable", hint="name a function or class")
     return factory
+
+
+def _resolve_deepnets(spec: str, num_classes: int | None, image_size: int | None, seed: int | None) -> ModelSpec:
+    """``deepnets:SPLIT/INDEX``: the split and index are checked before torch is imported."""
+    from ghnctl import nets
+
+    split, index, split_seed = nets.parse_spec(spec)
+    net = nets.get(split, index, split_seed)
+    size = image_size or nets.DEFAULT_IMAGE_SIZE
+    nets.check_image_size(size)
+    classes = num_classes if num_classes is not None else nets.default_num_classes(size)
+    model = _call_factory(lambda: net.build(size, classes), {}, spec, seed)
+    return ModelSpec(spec=spec, arch=net.spec, source="deepnets", model=model, image_size=size, num_classes=classes)
 
 
 # --------------------------------------------------------------------------------------------
