@@ -1,7 +1,13 @@
-"""The graph engine against the official code's graphs in ../shared/golden (exact match)."""
+"""The graph engine against the official code's graphs in ../shared/golden (exact match).
+
+Models are built through ``_model`` and graphs through ``_graph``, so that the tests after the
+golden cases reuse what those built instead of initialising the same models again (vit_b_16's
+86M values take seconds).
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -10,7 +16,7 @@ import pytest
 import torch
 import torchvision
 
-from ghnctl.graph import build_graph
+from ghnctl.graph import GhnGraph, build_graph
 
 
 def _golden_graph_files(shared: Path | None) -> list[Path]:
@@ -21,6 +27,28 @@ def _golden_graph_files(shared: Path | None) -> list[Path]:
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def _model(arch: str, num_classes: int = 1000, seed: int = 0, **kwargs: object) -> torch.nn.Module:
+    """``torchvision.models.<arch>(num_classes=..., **kwargs)`` built after ``torch.manual_seed(seed)``;
+    shared: only for tests that do not change it."""
+    return _cached_model(arch, num_classes, seed, tuple(sorted(kwargs.items())))
+
+
+def _graph(arch: str, num_classes: int = 1000, seed: int = 0, **kwargs: object) -> GhnGraph:
+    """``build_graph`` of ``_model(...)`` (default trace mode), built once."""
+    return _cached_graph(arch, num_classes, seed, tuple(sorted(kwargs.items())))
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_model(arch: str, num_classes: int, seed: int, kwargs: tuple) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torchvision.models.get_model(arch, num_classes=num_classes, **dict(kwargs))
+
+
+@functools.cache
+def _cached_graph(arch: str, num_classes: int, seed: int, kwargs: tuple) -> GhnGraph:
+    return build_graph(_cached_model(arch, num_classes, seed, kwargs), arch)
 
 
 def _case_ids() -> list[str]:
@@ -38,9 +66,7 @@ def test_graph_matches_official(case: str, shared_dir: Path) -> None:
     if not path.exists():
         pytest.skip(f"{path} is absent")
     gold = _load(path)
-    torch.manual_seed(gold.get("model_seed", 0))
-    model = torchvision.models.get_model(gold["arch"], num_classes=gold["num_classes"])
-    graph = build_graph(model, gold["arch"])
+    graph = _graph(gold["arch"], gold["num_classes"], gold.get("model_seed", 0))
 
     assert graph.num_nodes == gold["n_nodes"]
     ours = [(n.op, n.param, n.name, list(n.shape) if n.shape is not None else None) for n in graph.nodes]
@@ -72,8 +98,7 @@ def test_build_graph_leaves_model_and_rng_untouched() -> None:
 
 def test_fake_and_real_tracing_agree_on_attention() -> None:
     # scaled-dot-product attention dispatches per device; FakeTensors must take the CPU path
-    torch.manual_seed(0)
-    model = torchvision.models.swin_t(num_classes=10)
+    model = _model("swin_t")
     fake = build_graph(model, "swin_t", trace_mode="fake")
     real = build_graph(model, "swin_t", trace_mode="real")
     assert [(n.op, n.name, n.shape) for n in fake.nodes] == [(n.op, n.name, n.shape) for n in real.nodes]
@@ -82,15 +107,14 @@ def test_fake_and_real_tracing_agree_on_attention() -> None:
 
 
 def test_unpredicted_parameters_are_reported() -> None:
-    graph = build_graph(torchvision.models.convnext_tiny(num_classes=10), "convnext_tiny")
+    graph = _graph("convnext_tiny", 10)
     assert sum(1 for name in graph.uncovered if name.endswith("layer_scale")) == 18
     assert any("CNBlock.layer_scale" in w for w in graph.warnings)
-    vit = build_graph(torchvision.models.vit_b_16(num_classes=10), "vit_b_16")
-    assert vit.uncovered == ["class_token"]
+    assert _graph("vit_b_16", 10).uncovered == ["class_token"]
 
 
 def test_norm_biases_count_as_covered() -> None:
-    graph = build_graph(torchvision.models.resnet18(), "resnet18")
+    graph = _graph("resnet18")
     assert graph.uncovered == []
     assert "bn1.bias" not in graph.covered  # no node of its own...
     assert all(n.param != "bn1.bias" for n in graph.nodes)
@@ -100,7 +124,7 @@ def test_forward_failure_names_image_size() -> None:
     from ghnctl.errors import ModelBuildError
 
     with pytest.raises(ModelBuildError) as info:
-        build_graph(torchvision.models.vit_b_16(), "vit_b_16", image_size=32)
+        build_graph(_model("vit_b_16"), "vit_b_16", image_size=32)
     assert "vit_b_16" in info.value.message
     assert "--image-size" in (info.value.hint or "")
 
@@ -120,7 +144,7 @@ SPEC_COUNTS = {
 def test_graph_counts_from_the_spec(arch: str) -> None:
     nodes, edges, ops = SPEC_COUNTS[arch]
     kwargs = {"init_weights": True} if arch in ("googlenet", "inception_v3") else {}
-    graph = build_graph(torchvision.models.get_model(arch, **kwargs), arch)
+    graph = _graph(arch, **kwargs)
     assert (graph.num_nodes, graph.num_edges) == (nodes, edges)
     for op, count in ops.items():
         assert graph.op_histogram()[op] == count
