@@ -1,7 +1,13 @@
 """Equivalence with the official DeepNets ``Network`` (ppuda) and GHN-3 ``Graph`` (ghn3), run from
-../shared/official when present: for the same genotype and macro arguments, our network has the same
-parameter shapes in the same order, and the GHN graph has the same node types, node shapes and
-distance matrix. Nothing of the official code is imported by ghnctl itself."""
+../shared/official when present. For the same genotype and macro arguments:
+
+* our parameters are, in order and shape, the official network's parameters that its output depends
+  on (the official network also builds parts that cannot reach its output; ours leaves them out, and
+  ``NetPlan.dead_params`` counts exactly what it leaves out);
+* the GHN graph has the same node types in the same order, the same node shapes and the same
+  distance matrix.
+
+Nothing of the official code is imported by ghnctl itself."""
 
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ import torch
 
 from ghnctl import build_graph, nets
 from ghnctl.graph import PRIMITIVES
-from ghnctl.nets import DARTS, VIT_ARCH, Arch, NetArgs, build_network
+from ghnctl.nets import DARTS, VIT_ARCH, Arch, NetArgs, build_network, make_plan
+from ghnctl.nets.plan import NetPlan
 
 CASES = [
     ("darts", Arch(DARTS, NetArgs(n_cells=8, C=16)), 32),
@@ -23,7 +30,9 @@ CASES = [
     ("train/95", "train/95", 32),  # a concatenated node that gets nothing (zeros in its place)
     ("train/223", "train/223", 224),  # flatten head
     ("train/55", "train/55", 32),  # DARTS stem, no norm, squeeze-excitation in a reduction cell
-    ("train/43", "train/43", 32),  # attention without input adapters
+    ("train/48", "train/48", 32),  # attention without input adapters
+    ("train/12", "train/12", 32),  # cells the output does not depend on
+    ("train/17", "train/17", 224),  # edges into nodes nothing reads
 ]
 
 
@@ -62,7 +71,12 @@ def test_same_network_and_graph_as_the_official_code(official: Any, label: str, 
     torch.manual_seed(0)
     theirs = _official_network(official, arch, size)
     ours = build_network(arch, size)
-    assert [tuple(p.shape) for p in ours.parameters()] == [tuple(p.shape) for p in theirs.parameters()]
+    params = list(theirs.parameters())
+    grads = torch.autograd.grad(theirs(torch.randn(2, 3, size, size))[0].sum(), params, allow_unused=True)
+    used = [tuple(p.shape) for p, g in zip(params, grads) if g is not None]
+    assert [tuple(p.shape) for p in ours.parameters()] == used
+    unused = sum(p.numel() for p, g in zip(params, grads) if g is None)
+    assert make_plan(arch, size).dead_params() == unused
 
     graph = official[0].Graph(theirs, ve_cutoff=50, dense=True, verbose=False)
     mine = build_graph(ours)
@@ -70,3 +84,20 @@ def test_same_network_and_graph_as_the_official_code(official: Any, label: str, 
     assert np.array_equal(np.asarray(graph._Adj), mine.dist.numpy())
     their_shapes = {info[0]: tuple(info[3]) for cell in graph.node_info for info in cell if info[3] is not None}
     assert {n.index: tuple(n.shape) for n in mine.nodes if n.shape is not None} == their_shapes
+
+
+def _plan(spec: str, size: int = 32) -> NetPlan:
+    split, index = spec.split("/")
+    return make_plan(nets.get(split, int(index)).arch, size)
+
+
+def test_the_cases_still_have_the_features_they_are_chosen_for() -> None:
+    """If the generator changes, pick new indices: these features are what the cases check."""
+    assert any(c - 2 not in cell.flow.live for cell in _plan("train/95").cells for c in cell.concat)
+    assert not _plan("train/223").arch.args.glob_avg
+    a55 = _plan("train/55").arch
+    assert a55.args.stem_type == 1 and a55.args.norm == "none" and "cse" in a55.genotype.ops()
+    a48 = _plan("train/48").arch
+    assert a48.is_vit and not a48.args.preproc
+    assert not all(cell.live for cell in _plan("train/12").cells)
+    assert _plan("train/17", 224).dead_params() > 0 and all(cell.live for cell in _plan("train/17", 224).cells)

@@ -103,10 +103,9 @@ class Arch:
 
         Edges are sorted within a node. An edge that adds nothing (a ``none`` op, or any op reading
         a node that is never computed) is written ``none@0``. Nodes that cannot reach the cell
-        output are written ``dead``: nothing of them is computed into the output, and they hold no
-        parameters in any arch the generator keeps. The stem kernel and stem type of an attention
-        network are unused and written as None. Macro arguments follow in the order (n_cells,
-        C_mult, ks, stem_type, stem_pool, preproc, glob_avg, norm, fc_layers).
+        output are written ``dead``: they are neither built nor computed. The stem kernel and stem
+        type of an attention network are unused and written as None. Macro arguments follow in the
+        order (n_cells, C_mult, ks, stem_type, stem_pool, preproc, glob_avg, norm, fc_layers).
         """
         from .plan import cell_flow
 

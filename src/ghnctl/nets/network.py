@@ -1,8 +1,9 @@
 """A DeepNets architecture as an ``nn.Module`` image classifier (spec section 5).
 
 Built from a ``NetPlan``, so the widths and strides are the ones the parameter counter used.
-Edges that cannot reach a cell's output are not computed (they change neither the output nor the
-GHN graph), and the forward pass returns the logits only.
+Parts that cannot reach the output are neither built nor computed (in the reference they are
+built and computed, but change neither the output nor the GHN graph), and the forward pass
+returns the logits only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from torch import nn
 
 from ..graph.ops import register_pos_enc
 from .arch import Arch
-from .ops import PosEnc, adapter_module, edge_module, norm_layer
+from .ops import PosEnc, Skipped, adapter_module, edge_module, norm_layer
 from .plan import CellPlan, NetPlan, make_plan
 
 
@@ -23,10 +24,11 @@ class Cell(nn.Module):
         super().__init__()
         self.pre0 = adapter_module(plan.pre0, plan.c_prev_prev, plan.c, norm, track)
         self.pre1 = adapter_module(plan.pre1, plan.c_prev, plan.c, norm, track)
-        self.edges = nn.ModuleList(edge_module(e.op, e.c_in, e.c_out, e.stride, norm, track) for e in plan.edges)
+        self.edges = nn.ModuleList(
+            edge_module(e.op, e.c_in, e.c_out, e.stride, norm, track) if e.live else Skipped() for e in plan.edges)
         self._sources = [e.source for e in plan.edges]
         self._live = [e.live for e in plan.edges]
-        self._uses = plan.flow.uses
+        self._uses = (plan.pre0 != "unused", plan.pre1 != "unused")
         self._concat = list(plan.concat)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
@@ -93,7 +95,8 @@ class DeepNet(nn.Module):
                 nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
                 norm_layer(a.norm, C, track),
             )
-        self.cells = nn.ModuleList(Cell(cell, a.norm, track) for cell in plan.cells)
+        self.cells = nn.ModuleList(Cell(cell, a.norm, track) if cell.live else Skipped() for cell in plan.cells)
+        self._live_cells = [cell.live for cell in plan.cells]
         self.pool = nn.AdaptiveAvgPool2d(1) if a.glob_avg else nn.Identity()
         if a.fc_layers == 1:
             self.classifier = nn.Sequential(nn.Linear(plan.head_in, plan.num_classes))
@@ -111,8 +114,8 @@ class DeepNet(nn.Module):
         else:
             s0 = self.stem0(x)
             s1 = self.stem1(s0)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
+        for cell, live in zip(self.cells, self._live_cells):
+            s0, s1 = s1, (cell(s0, s1) if live else None)
         out = self.pool(s1)
         return self.classifier(out.reshape(out.size(0), -1))
 

@@ -21,11 +21,13 @@ def norm_layer(norm: str, channels: int, track_running_stats: bool) -> nn.Module
     return nn.BatchNorm2d(channels, track_running_stats=track_running_stats)
 
 
-class Zero(nn.Module):
-    """The ``none`` edge: never called, the cell skips it (its node gets nothing from it)."""
+class Skipped(nn.Module):
+    """A part that computes nothing into the output: a ``none`` edge, an edge into a node nothing
+    reads, an unused input adapter or cell. It holds no parameters and is never called; it keeps
+    module indices in step with the genotype (``cells.3.edges.5`` is edge 5 of cell 3)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - cells never call it
-        raise RuntimeError("a none edge is skipped by its cell, not computed")
+    def forward(self, *args: object) -> torch.Tensor:  # pragma: no cover - never called
+        raise RuntimeError("a skipped part of a DeepNets network was called")
 
 
 class Subsample(nn.Module):
@@ -180,7 +182,7 @@ def edge_module(op: str, c_in: int, c_out: int, stride: int, norm: str, track: b
     info = op_info(op)
     kind, k = info.kind, info.kernel
     if kind == "none":
-        return Zero()
+        return Skipped()
     if kind == "skip":
         return nn.Identity() if stride == 1 else FactorizedReduce(c_in, c_out, norm, track)
     if kind == "max_pool":
@@ -203,7 +205,9 @@ def edge_module(op: str, c_in: int, c_out: int, stride: int, norm: str, track: b
 
 
 def adapter_module(kind: str, c_in: int, c_out: int, norm: str, track: bool) -> nn.Module:
-    """A cell input adapter (plan kinds: reduce, conv, stride, identity)."""
+    """A cell input adapter (plan kinds: reduce, conv, stride, identity, unused)."""
+    if kind == "unused":
+        return Skipped()
     if kind == "reduce":
         return FactorizedReduce(c_in, c_out, norm, track)
     if kind == "conv":

@@ -1,9 +1,11 @@
-"""The layout of a network before it is built: widths, strides, resolutions, which edges reach the
+"""The layout of a network before it is built: widths, strides, resolutions, which parts reach the
 output, and the exact parameter count (spec section 5). Torch-free.
 
 ``ghnctl.nets.network`` builds modules from this plan, so the channel walk exists once; the
-generator uses it to count parameters and to reject architectures with parameters that cannot
-influence the output, without instantiating anything.
+generator uses it to count parameters and to reject broken architectures without instantiating
+anything. Parts that cannot influence the output (an edge into a node nothing reads, the adapter
+of an input no edge uses, a cell no later cell uses) are marked dead: the network does not build
+them, so every parameter it has is one a GHN predicts (spec section 9.3).
 """
 
 from __future__ import annotations
@@ -72,9 +74,11 @@ class EdgePlan:
 @dataclass(frozen=True)
 class CellPlan:
     """One cell: ``pre0``/``pre1`` are the input adapters (``reduce`` = factorized reduce,
-    ``conv`` = ReLU-1x1conv-norm, ``stride`` = subsample by 2, ``identity``)."""
+    ``conv`` = ReLU-1x1conv-norm, ``stride`` = subsample by 2, ``identity``, or ``unused`` when
+    no edge reads that input); ``live`` is False for a cell no later cell (or the head) uses."""
 
     index: int
+    live: bool
     reduction: bool
     c_prev_prev: int
     c_prev: int
@@ -115,13 +119,20 @@ class NetPlan:
     def C(self) -> int:
         return self.arch.args.C
 
+    stem_used: tuple[bool, bool] = (True, True)
+
     def num_params(self) -> int:
-        """The exact number of parameters of the built network."""
+        """The exact number of parameters of the built network (dead parts are not built)."""
         return _count(self)
 
+    def dead_params(self) -> int:
+        """Parameters the dead parts would have (the reference builds them; nothing trains them)."""
+        return _count(self, dead=True)
+
     def problems(self) -> list[str]:
-        """Why this network should not be used: a cell whose output is never computed, or modules
-        with parameters that cannot influence the output (empty when all is well)."""
+        """Why this network should not be used (empty when all is well): a used cell that computes
+        none of its outputs, an output that does not depend on the input, or (DARTS stem) an
+        unused second stem block."""
         return _problems(self)
 
 
@@ -163,6 +174,7 @@ def make_plan(arch: Arch, image_size: int = 32, num_classes: int | None = None,
 
     reductions = {k for k in (a.n_cells // 3, 2 * a.n_cells // 3) if k > 0}
     flows = {reduction: cell_flow(*g.cell(reduction)) for reduction in (False, True)}
+    live_cells, stem_used = _live_cells([flows[k in reductions] for k in range(a.n_cells)])
     cells = []
     c_pp = c_p = c_stem
     c = C
@@ -174,29 +186,55 @@ def make_plan(arch: Arch, image_size: int = 32, num_classes: int | None = None,
             c *= a.C_mult
         edges, concat = g.cell(reduction)
         spatial = reduction and not arch.is_vit
+        flow = flows[reduction]
+        live = live_cells[k]
         if a.preproc:
             pre0 = "reduce" if (reduction_prev and not arch.is_vit) else "conv"
             pre1 = "conv"
         else:
             pre0 = "stride" if (reduction_prev and not arch.is_vit) else "identity"
             pre1 = "identity"
-        flow = flows[reduction]
+        pre0 = pre0 if (live and flow.uses[0]) else "unused"
+        pre1 = pre1 if (live and flow.uses[1]) else "unused"
         c_in_inputs = c if a.preproc else c_p
         plans = []
         for j, (op, index) in enumerate(edges):
-            live = flow.contributes[j] and j // 2 in flow.live
+            edge_live = live and flow.contributes[j] and j // 2 in flow.live
             stride = 2 if (spatial and index < 2) else 1
-            plans.append(EdgePlan(op, index, c_in_inputs if index < 2 else c, c, stride, live))
+            plans.append(EdgePlan(op, index, c_in_inputs if index < 2 else c, c, stride, edge_live))
         if spatial:
             res = _conv_out(res, 3, 2, 1)
-        cell = CellPlan(k, reduction, c_pp, c_p, c, pre0, pre1, tuple(plans), tuple(concat), flow, res)
+        cell = CellPlan(k, live, reduction, c_pp, c_p, c, pre0, pre1, tuple(plans), tuple(concat), flow, res)
         cells.append(cell)
         reduction_prev = reduction
         c_pp, c_p = c_p, cell.c_out
 
     head_in = c_p if a.glob_avg else c_p * res * res
     return NetPlan(arch, image_size, num_classes, stem, c_stem, stem_stride, patch, grid, tuple(cells),
-                   head_in, res)
+                   head_in, res, stem_used)
+
+
+def _live_cells(flows: list[CellFlow]) -> tuple[list[bool], tuple[bool, bool]]:
+    """Which cells the output depends on, and whether it depends on the stem's two outputs.
+
+    Cell k reads cell k-2 through input 0 and cell k-1 through input 1; index -2 and -1 are the
+    stem's two outputs (s0, s1). The last cell feeds the head.
+    """
+    n = len(flows)
+    live = [False] * n
+    live[-1] = True
+    stem = [False, False]
+    for k in range(n - 1, -1, -1):
+        if not live[k]:
+            continue
+        for which, offset in ((0, 2), (1, 1)):
+            if flows[k].uses[which]:
+                source = k - offset
+                if source >= 0:
+                    live[source] = True
+                else:  # cell 0 reads s0 (-2) and s1 (-1); cell 1 reads s1 through its input 0
+                    stem[source + 2] = True
+    return live, (stem[0], stem[1])
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -246,6 +284,16 @@ def _adapter_params(plan: NetPlan, kind: str, ci: int, co: int) -> int:
     return 0
 
 
+def _full_adapter(plan: NetPlan, cell: CellPlan, which: int) -> str:
+    """The adapter the reference builds whether used or not."""
+    a = plan.arch.args
+    if not a.preproc:
+        return "identity"
+    after_reduction = (cell.index > 0 and plan.cells[cell.index - 1].reduction) or (
+        cell.index == 0 and plan.stem == "darts")
+    return "reduce" if (which == 0 and after_reduction and not plan.arch.is_vit) else "conv"
+
+
 def stem_params(plan: NetPlan) -> int:
     a, C = plan.arch.args, plan.C
     if plan.stem == "patch":
@@ -263,12 +311,16 @@ def head_params(plan: NetPlan) -> int:
     return plan.head_in * a.fc_dim + a.fc_dim + a.fc_dim * plan.num_classes + plan.num_classes
 
 
-def _count(plan: NetPlan) -> int:
-    total = stem_params(plan) + head_params(plan)
+def _count(plan: NetPlan, dead: bool = False) -> int:
+    """Parameters of the built network, or (``dead``) of the parts it leaves out."""
+    total = 0 if dead else stem_params(plan) + head_params(plan)
     for cell in plan.cells:
-        total += _adapter_params(plan, cell.pre0, cell.c_prev_prev, cell.c)
-        total += _adapter_params(plan, cell.pre1, cell.c_prev, cell.c)
-        total += sum(edge_params(plan, e) for e in cell.edges)
+        for which, ci, kind in ((0, cell.c_prev_prev, cell.pre0), (1, cell.c_prev, cell.pre1)):
+            if dead:
+                total += _adapter_params(plan, _full_adapter(plan, cell, which), ci, cell.c) if kind == "unused" else 0
+            else:
+                total += _adapter_params(plan, kind, ci, cell.c)
+        total += sum(edge_params(plan, e) for e in cell.edges if e.live != dead)
     return total
 
 
@@ -278,44 +330,12 @@ def _count(plan: NetPlan) -> int:
 
 def _problems(plan: NetPlan) -> list[str]:
     out: list[str] = []
-    if any(cell.flow.output_none for cell in plan.cells):
-        return ["a cell computes none of its concatenated nodes"]
-    n = len(plan.cells)
-    live_cells = [False] * n
-    live_cells[-1] = True
-    stem_used = [False, False]  # whether the stem's two outputs (s0, s1 of cell 0) are used
-    for k in range(n - 1, -1, -1):
-        if not live_cells[k]:
-            continue
-        for which, offset in ((0, 2), (1, 1)):
-            if not plan.cells[k].flow.uses[which]:
-                continue
-            source = k - offset
-            if source >= 0:
-                live_cells[source] = True
-            else:  # the stem: cell 0 reads s0 (-2) and s1 (-1); cell 1 reads s1 through index 0
-                stem_used[0 if source == -2 else 1] = True
-    for cell in plan.cells:
-        if not live_cells[cell.index]:
-            if _cell_params(plan, cell):
-                out.append(f"cell {cell.index} does not reach the output")
-            continue
-        for which, kind, c_in in ((0, cell.pre0, cell.c_prev_prev), (1, cell.pre1, cell.c_prev)):
-            if not cell.flow.uses[which] and _adapter_params(plan, kind, c_in, cell.c):
-                out.append(f"cell {cell.index}: input {which} adapter does not reach the output")
-        dead = [f"{e.op}({e.source})" for e in cell.edges if not e.live and edge_params(plan, e)]
-        if dead:
-            out.append(f"cell {cell.index}: edges {', '.join(dead)} do not reach the output")
-    if plan.stem == "darts":
-        # s1 = stem1(stem0(x)): stem0 is used through s1 as well; stem1 only through s1
-        if not stem_used[1]:
-            out.append("the second stem block does not reach the output")
-    elif not any(stem_used):
-        out.append("the stem does not reach the output")
+    if any(cell.live and cell.flow.output_none for cell in plan.cells):
+        out.append("a cell the output depends on computes none of its concatenated nodes")
+    if not any(plan.stem_used):
+        out.append("the output does not depend on the input")
+    elif plan.stem == "darts" and not plan.stem_used[1]:
+        # the reference's second stem block relus s0 in place even when unused: reject rather
+        # than build a block nothing trains
+        out.append("the second stem block does not reach the output")
     return out
-
-
-def _cell_params(plan: NetPlan, cell: CellPlan) -> int:
-    return (_adapter_params(plan, cell.pre0, cell.c_prev_prev, cell.c)
-            + _adapter_params(plan, cell.pre1, cell.c_prev, cell.c)
-            + sum(edge_params(plan, e) for e in cell.edges))

@@ -144,9 +144,9 @@ def sample_arch(rule: Rule, stream: Stream, accept: Callable[[str], bool] | None
     """Draw candidates until one passes every filter of spec section 4 (and ``accept(arch.key())``).
 
     Filters: the genotype filter; ``accept``; the parameter cap at C=32 for 32x32/10 classes and
-    224x224/1000 classes; and reachability: no cell may compute none of its outputs and every
-    parameter must be able to influence the output (the spec's disconnected-graph filter and its
-    section 9.3 guarantee).
+    224x224/1000 classes; and ``NetPlan.problems`` (the spec's "output is None / disconnected"
+    filter). Parts that cannot reach the output are not built, so every parameter of the network
+    influences the output (spec section 9.3) without rejecting the architecture.
     """
     rejected: Counter[str] = Counter()
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -164,7 +164,7 @@ def sample_arch(rule: Rule, stream: Stream, accept: Callable[[str], bool] | None
             rejected["too many parameters"] += 1
             continue
         if cifar.problems():
-            rejected["unreachable parameters"] += 1
+            rejected["output not computed or not connected"] += 1
             continue
         return Sampled(arch, n_cifar, n_imagenet, attempt, rejected)
     raise RuntimeError(f"{rule.name}: no architecture accepted in {MAX_ATTEMPTS} candidates ({stream.key})")
