@@ -145,3 +145,14 @@ def test_peak_memory_sees_a_block_s_own_allocation() -> None:
         del small
     # Reset between measurements: the earlier 60 MB peak does not leak into this one.
     assert second.rss_increase_mb is not None and second.rss_increase_mb < 20
+
+
+def test_the_norm_is_the_official_quantity(shared_dir: Path) -> None:
+    """The norm ``bench ghn`` reports is what the official code reports for the same GHN and model
+    (``total_param_norm`` of the golden files, made with the official code), to its 1e-2 tolerance."""
+    golden = json.loads((shared_dir / "golden" / "ghn3-tiny-c1000__resnet18.json").read_text())
+    config = ghn_bench.GhnBenchConfig(ghns=(str(shared_dir / "golden" / "ghn3-tiny-c1000.pt"),),
+                                      archs=("resnet18",), device="cpu")
+    (row,) = ghn_bench.run_ghn_bench(config, None).rows
+    assert row.num_classes == 1000 and row.image_size == 224
+    assert abs(row.norm - golden["total_param_norm"]) < reference.NORM_TOLERANCE

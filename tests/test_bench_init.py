@@ -248,3 +248,12 @@ def test_ghn_init_is_finetunes_and_the_graph_is_built_once(bench_env, monkeypatc
         for (name, value), expected in zip(state.items(), reference.state_dict().values()):
             assert torch.equal(value, expected), name
     assert not torch.equal(mine[0]["0.weight"], mine[1]["0.weight"])  # the seed reaches the noise
+
+
+def test_ghn_options_without_a_ghn_init_are_refused(bench_env) -> None:
+    for extra in (["--ghn", "x.pt"], ["--noise", "0.1"], ["--orth"]):
+        result = run_cli(*_base(bench_env, "--inits", "random", *extra))
+        assert result.exit_code == 2, extra
+        assert f"{extra[0]} " in one_error_line(result)
+    named = run_cli(*_base(bench_env, "--inits", f"ghn:{bench_env['ghn']}", "--ghn", "other.pt"))
+    assert named.exit_code == 2 and "ghn:SPEC" in named.stderr

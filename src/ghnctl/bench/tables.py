@@ -144,7 +144,7 @@ def ghn_rows_table(result: GhnBenchResult) -> Table:
                 format_number(r.predict_s, 3)]
         body.append(tuple(row))
     right = [False, False, True] + ([True, True] if acc else []) + [True, True, False, True]
-    title = f"per architecture ({ZERO_SHOT})" if acc else "per architecture"
+    title = f"per architecture: top-1 accuracy, {ZERO_SHOT}" if acc else "per architecture"
     return Table(title=title, headers=tuple(headers), rows=tuple(body), right=tuple(right))
 
 

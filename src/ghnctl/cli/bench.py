@@ -158,6 +158,10 @@ def _outputs(kind: str, results: Path | None, csv: Path | None, md: Path | None,
                          hint="continue with --resume, or start over with --force")
     if not results.exists():
         io.check_output_path(results)
+    elif resume:
+        from ghnctl.bench.store import ResultStore
+
+        ResultStore(results, kind).load()  # a file of another bench, or unreadable: said now, not after the data
     return _Outputs(results, csv, md, plot, force, resume)
 
 
@@ -283,13 +287,14 @@ def init_command(
     from ghnctl.bench.init_bench import InitBenchConfig, parse_inits, parse_seeds
 
     output = Output(json_out)
-    values, _ = option_values(ctx)
+    values, given = option_values(ctx)
     if source is None:
         raise UsageError("missing --data", hint="for example --data cifar10 or --data ./images.tar.gz")
     config = InitBenchConfig(
         models=tuple(models), inits=parse_inits(inits, ghn, noise, orth), seeds=parse_seeds(seeds, first_seed),
         training=values, eval_images=eval_images,
     )
+    _check_ghn_options(inits, config.inits, given)
     outputs = _outputs("init", results, csv, md, plot, force, resume)
     from ghnctl.devices import resolve_device
 
@@ -313,6 +318,16 @@ def init_command(
             output.note(f"plot written to {outputs.plot}")
     _report(output, result.to_dict(), [table])
     _finish_stopped(output, result.stopped, outputs.results, len(result.cells), result.total)
+
+
+def _check_ghn_options(text: str, inits: Any, given: frozenset[str]) -> None:
+    """--ghn feeds the plain ``ghn`` entry of --inits; --noise and --orth any GHN init. Unused: refused."""
+    if "ghn" in given and "ghn" not in (item.strip() for item in text.split(",")):
+        raise UsageError("--ghn applies to the `ghn` entry of --inits, and there is none",
+                         hint=f"--inits is {text}; add ghn, or name the GHN as ghn:SPEC")
+    unused = [name for name in ("noise", "orth") if name in given]
+    if unused and not any(i.kind == "ghn" for i in inits):
+        raise UsageError(f"--{unused[0]} only applies to a GHN init", hint=f"--inits is {text}")
 
 
 def _init_engine(config: Any, bundle: Any, store: Any, resume: bool, ghn_paths: Any, view: Any, stop: Any) -> Any:
@@ -525,7 +540,7 @@ def _run(output: Output, outputs: _Outputs, kind: str, describe: Any, engine: An
 
     store = _store(outputs, kind)
     view = BenchProgress(output, describe)
-    with StopFlag(output, what="step") as stop, view:
+    with StopFlag(output, what="step" if kind == "init" else "architecture") as stop, view:
         return engine(store, view, stop)
 
 
