@@ -156,3 +156,24 @@ def test_the_norm_is_the_official_quantity(shared_dir: Path) -> None:
     (row,) = ghn_bench.run_ghn_bench(config, None).rows
     assert row.num_classes == 1000 and row.image_size == 224
     assert abs(row.norm - golden["total_param_norm"]) < reference.NORM_TOLERANCE
+
+
+def test_ghn_bench_resumes_without_predicting_finished_cells(bench_env, monkeypatch) -> None:
+    import ghnctl.predict
+    from ghnctl.bench.events import CellDone
+    from ghnctl.bench.store import ResultStore
+
+    config = ghn_bench.GhnBenchConfig(ghns=(str(bench_env["ghn"]),), archs=("nets.py:tiny", "nets.py:tiny2"),
+                                      device="cpu")
+    store = ResultStore(Path("g.jsonl"), "ghn")
+    done: list[CellDone] = []
+    first = ghn_bench.run_ghn_bench(config, None, store=store, stop=lambda: bool(done),
+                                    on_event=lambda e: done.append(e) if isinstance(e, CellDone) else None)
+    assert first.stopped and len(first.rows) == 1
+
+    calls = []
+    real = ghnctl.predict.predict_parameters
+    monkeypatch.setattr(ghnctl.predict, "predict_parameters", lambda *a, **k: calls.append(1) or real(*a, **k))
+    second = ghn_bench.run_ghn_bench(config, None, store=store, resume=True)
+    assert len(calls) == 1 and second.reused == 1 and len(second.rows) == 2 and not second.stopped
+    assert second.rows[0].norm == first.rows[0].norm

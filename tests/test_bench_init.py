@@ -155,17 +155,18 @@ def slow_second(num_classes: int = 10):
     n = int(counter.read_text()) if counter.exists() else 0
     counter.write_text(str(n + 1))
     if n >= 1 and os.environ.get("BENCH_TEST_SLOW"):
-        time.sleep(300)  # the second cell hangs: the test kills the process here
+        time.sleep(float(os.environ["BENCH_TEST_SLOW"]))  # the second cell waits: the test signals it here
     return tiny(num_classes)
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch: ~10-15 s on a busy 2-core machine
 def test_sigkill_keeps_finished_cells_and_resume_skips_them(bench_env, monkeypatch) -> None:
     (bench_env["tree"].parent / "slow.py").write_text(SLOW_SECOND)
     counter = bench_env["tree"].parent / "counter.txt"
     args = ["bench", "init", "slow.py:slow_second", "--data", str(bench_env["tree"]), "--inits", "random",
             "--seeds", "2", "--max-steps", "2", "-b", "8", "--device", "cpu", "--results", "k.jsonl"]
-    env = {**os.environ, "BENCH_TEST_COUNTER": str(counter), "BENCH_TEST_SLOW": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "BENCH_TEST_COUNTER": str(counter), "BENCH_TEST_SLOW": "300", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ghnctl", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     store = ResultStore(Path("k.jsonl"), "init")
@@ -193,6 +194,29 @@ def test_sigkill_keeps_finished_cells_and_resume_skips_them(bench_env, monkeypat
     data = json.loads(result.stdout)
     assert data["cells_reused"] == 1 and data["cells_finished"] == 2
     assert next(iter(kept.values()))["points"] == data["cells"][0]["points"]
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch: ~10-15 s on a busy 2-core machine
+def test_ctrl_c_stops_keeps_finished_cells_and_says_how_to_continue(bench_env) -> None:
+    (bench_env["tree"].parent / "slow.py").write_text(SLOW_SECOND)
+    counter = bench_env["tree"].parent / "counter.txt"
+    args = ["bench", "init", "slow.py:slow_second", "--data", str(bench_env["tree"]), "--inits", "random",
+            "--seeds", "3", "--max-steps", "2", "-b", "8", "--device", "cpu", "--results", "c.jsonl"]
+    env = {**os.environ, "BENCH_TEST_COUNTER": str(counter), "BENCH_TEST_SLOW": "4", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ghnctl", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    store = ResultStore(Path("c.jsonl"), "init")
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and not (store.exists() and store.load().cells):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)  # while the second cell's model is being built
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "stopped: 1 of 3 cells finished" in stderr and "--resume" in stderr
+    assert len(store.load().cells) == 1
 
 
 def test_missing_matplotlib_is_one_line_before_any_work(bench_env, monkeypatch) -> None:

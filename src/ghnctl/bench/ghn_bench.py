@@ -15,8 +15,8 @@ the published values (``reference``) on ImageNet-sized (1000-class) torchvision 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from ghnctl.bench import reference
 from ghnctl.bench.data import data_identity, limit_eval_images
 from ghnctl.bench.events import BenchStarted, CellDone, CellFailed, CellProgress, CellStarted, Emit, Note, ignore
 from ghnctl.bench.ghns import GhnCache
+from ghnctl.bench.grid import GridCell, plan_grid, walk_grid
 from ghnctl.bench.stats import Summary, summarize
-from ghnctl.bench.store import ResultStore, cell_key
+from ghnctl.bench.store import ResultStore
 from ghnctl.devices import check_device_name, resolve_device
 from ghnctl.errors import GhnctlError, UsageError
 from ghnctl.training.data import DataBundle, DataInfo
@@ -217,58 +218,28 @@ def run_ghn_bench(
     device = resolve_device(config.device)
     cache = GhnCache(ghn_paths, device)
     ghns = {spec: cache.get(spec) for spec in config.ghns}  # all loaded (and checked) before any work
-    evaluated_on, split, scorer = "no data: norms only", None, None
-    notes: list[str] = []
+    evaluated_on, scorer = "no data: norms only", None
     if data is not None:
         _check_classes(ghns, data.num_classes)
         data, evaluated_on = limit_eval_images(data, config.eval_images)
-        split = data.info.val_source
         scorer = _Scorer(data, config, device, emit)
+    run = _Run(config, ghns, data, scorer, device, store, emit, stop)
     data_id = data_identity(data, config.eval_images) if data is not None else None
-    size = data.info.image_size if data is not None else config.image_size
-    official = {spec: _official(ghn) for spec, ghn in ghns.items()}
-    for spec, name in official.items():
-        if name is not None:
-            notes.append(f"{spec} is the official {name}: norms checked against {reference.SOURCE}")
 
-    plan = []
-    for arch in config.archs:
-        for spec, ghn in ghns.items():
-            classes = data.num_classes if data is not None else ghn.config.num_classes
-            identity = {"bench": "ghn", "ghn": spec, "arch": arch, "num_classes": classes, "image_size": size,
-                        "batch_size": config.batch_size, "seed": config.seed, "data": data_id}
-            plan.append((len(plan), arch, spec, classes, cell_key(identity)))
+    def identity(arch: str, ghn: str, classes: int) -> dict[str, Any]:
+        return {"bench": "ghn", "ghn": ghn, "arch": arch, "num_classes": classes, "image_size": run.size,
+                "batch_size": config.batch_size, "seed": config.seed, "data": data_id}
+
+    classes = {spec: data.num_classes if data is not None else ghn.config.num_classes for spec, ghn in ghns.items()}
+    cells = plan_grid(config.archs, classes, identity)
     previous = store.load().cells if store is not None and resume else {}
-    emit(BenchStarted("ghn", len(plan), sum(p[4] in previous for p in plan)))
-
-    rows: list[GhnRow] = []
-    reused = 0
-    stopped = False
-    for arch in config.archs:
-        todo = []
-        for index, a, spec, classes, key in plan:
-            if a != arch:
-                continue
-            if key in previous:
-                row = GhnRow.from_dict(previous[key])
-                rows.append(row)
-                reused += 1
-                emit(CellDone(index, f"{spec} · {arch}", row.to_dict(), reused=True))
-            else:
-                todo.append((index, spec, classes, key))
-        if stop is not None and stop():
-            stopped = True
-            break
-        for classes in dict.fromkeys(t[2] for t in todo):  # one model per class count (usually one)
-            group = [t for t in todo if t[2] == classes]
-            stopped = _run_arch(arch, classes, size, group, ghns, official, config, scorer, device, store,
-                                rows, emit, stop)
-            if stopped:
-                break
-        if stopped:
-            break
-    return GhnBenchResult(config, data.info if data is not None else None, evaluated_on, split, rows,
-                          len(plan), reused, stopped, time.perf_counter() - started, notes)
+    emit(BenchStarted("ghn", len(cells), sum(c.key in previous for c in cells)))
+    rows, reused, stopped = walk_grid(cells, previous, GhnRow.from_dict, run.arch, emit, stop)
+    notes = [f"{spec} is the official {name}: norms checked against {reference.SOURCE}"
+             for spec, name in run.official.items() if name is not None]
+    return GhnBenchResult(config, data.info if data is not None else None, evaluated_on,
+                          data.info.val_source if data is not None else None, rows, len(cells), reused, stopped,
+                          time.perf_counter() - started, notes)
 
 
 def _check_classes(ghns: Mapping[str, Any], num_classes: int) -> None:
@@ -283,63 +254,6 @@ def _check_classes(ghns: Mapping[str, Any], num_classes: int) -> None:
             )
 
 
-def _official(ghn: Any) -> str | None:
-    return reference.official_name(ghn.source.name, ghn.config.hid, ghn.config.layers)
-
-
-def _run_arch(
-    arch: str, classes: int, size: int | None, group: Sequence[tuple[int, str, int, str]], ghns: Mapping[str, Any],
-    official: Mapping[str, str | None], config: GhnBenchConfig, scorer: _Scorer | None, device: torch.device,
-    store: ResultStore | None, rows: list[GhnRow], emit: Emit, stop: Callable[[], bool] | None,
-) -> bool:
-    """Build ``arch`` once, then predict and score it with each GHN of ``group``; True if stopped."""
-    from ghnctl.graph import build_graph
-    from ghnctl.zoo import resolve_model
-
-    first = group[0]
-    emit(CellStarted(first[0], f"{first[1]} · {arch}"))
-    emit(CellProgress(first[0], 0.0, "building the model and its graph"))
-    try:
-        tick = time.perf_counter()
-        built = resolve_model(arch, num_classes=classes, image_size=size, seed=config.seed)
-        model = built.model.to(device)
-        graph = build_graph(model, arch=built.arch, image_size=built.image_size)
-        graph_s = time.perf_counter() - tick
-    except UsageError:
-        raise  # a misspelt model name is the user's to fix, not a result
-    except GhnctlError as exc:
-        for index, spec, _, key in group:
-            _record(GhnRow(key, spec, arch, arch, classes, size, error=exc.message), index, store, rows, emit)
-        return False
-    n_params = sum(p.numel() for p in model.parameters())
-    for n, (index, spec, _, key) in enumerate(group):
-        if stop is not None and stop():
-            return True
-        if n > 0:
-            emit(CellStarted(index, f"{spec} · {arch}"))
-        base = GhnRow(key, spec, arch, built.arch, classes, built.image_size, n_params=n_params, graph_s=graph_s)
-        try:
-            row = _predict_and_score(base, ghns[spec], official[spec], model, graph, built, config, scorer, device,
-                                     lambda f, d, i=index: emit(CellProgress(i, f, d)))
-        except UsageError:
-            raise
-        except GhnctlError as exc:
-            row = GhnRow(key, spec, arch, built.arch, classes, built.image_size, n_params=n_params, error=exc.message)
-        _record(row, index, store, rows, emit)
-    return False
-
-
-def _record(row: GhnRow, index: int, store: ResultStore | None, rows: list[GhnRow], emit: Emit) -> None:
-    if store is not None:
-        store.append(row.to_dict())
-    rows.append(row)
-    label = f"{row.ghn} · {row.spec}"
-    if row.error is not None:
-        emit(CellFailed(index, label, row.error))
-    else:
-        emit(CellDone(index, label, row.to_dict()))
-
-
 def norm_check(row: GhnRow, official: str | None, source: str, norm: float) -> reference.NormCheck | None:
     """The published-norm comparison, only where it applies: an official GHN-3, a torchvision model
     (``row.arch`` is its name) built with the published 1000 classes."""
@@ -348,33 +262,86 @@ def norm_check(row: GhnRow, official: str | None, source: str, norm: float) -> r
     return reference.check_norm(official, row.arch, norm)
 
 
-def _predict_and_score(
-    base: GhnRow, ghn: Any, official: str | None, model: torch.nn.Module, graph: Any, built: Any,
-    config: GhnBenchConfig, scorer: _Scorer | None, device: torch.device, progress: Callable[[float, str], None],
-) -> GhnRow:
-    from dataclasses import replace
+class _Run:
+    """What every architecture of one run shares: the GHNs, the scorer, the device, the results file."""
 
-    from ghnctl.predict import predict_parameters
+    def __init__(self, config: GhnBenchConfig, ghns: Mapping[str, Any], data: DataBundle | None,
+                 scorer: _Scorer | None, device: torch.device, store: ResultStore | None, emit: Emit,
+                 stop: Callable[[], bool] | None) -> None:
+        self.config, self.ghns, self.scorer, self.device = config, ghns, scorer, device
+        self.store, self.emit, self.stop = store, emit, stop
+        self.size = data.info.image_size if data is not None else config.image_size
+        self.official = {spec: reference.official_name(g.source.name, g.config.hid, g.config.layers)
+                         for spec, g in ghns.items()}
 
-    progress(0.05, "predicting parameters")
-    devices = [device] if device.type == "cuda" else []
-    tick = time.perf_counter()
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(config.seed)  # a ViT's class-token row is drawn at prediction time
-        _, report = predict_parameters(ghn, model, graph, bn_track_running_stats=False, return_report=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    predict_s = time.perf_counter() - tick
-    norm = report.total_norm
-    row = replace(base, n_unpredicted=len(report.unpredicted), norm=norm,
-                  norm_check=norm_check(base, official, built.source, norm), predict_s=predict_s)
-    if scorer is None:
-        return row
-    progress(0.5, "evaluating (zero-shot)")
-    tick = time.perf_counter()
-    result = scorer(model)
-    return replace(row, top1=result.accuracy, loss=result.loss, images=result.images,
-                   eval_s=time.perf_counter() - tick)
+    def arch(self, arch: str, group: list[GridCell], rows: list[GhnRow]) -> bool:
+        """Build ``arch`` once, then predict and score it with each GHN of ``group``; True if stopped."""
+        from ghnctl.graph import build_graph
+        from ghnctl.zoo import resolve_model
+
+        classes = group[0].num_classes
+        self.emit(CellStarted(group[0].index, group[0].label))
+        self.emit(CellProgress(group[0].index, 0.0, "building the model and its graph"))
+        try:
+            tick = time.perf_counter()
+            built = resolve_model(arch, num_classes=classes, image_size=self.size, seed=self.config.seed)
+            model = built.model.to(self.device)
+            graph = build_graph(model, arch=built.arch, image_size=built.image_size)
+            graph_s = time.perf_counter() - tick
+        except UsageError:
+            raise  # a misspelt model name is the user's to fix, not a result
+        except GhnctlError as exc:
+            for cell in group:
+                self._record(GhnRow(cell.key, cell.ghn, arch, arch, classes, self.size, error=exc.message), cell, rows)
+            return False
+        n_params = sum(p.numel() for p in model.parameters())
+        for n, cell in enumerate(group):
+            if self.stop is not None and self.stop():
+                return True
+            if n > 0:
+                self.emit(CellStarted(cell.index, cell.label))
+            base = GhnRow(cell.key, cell.ghn, arch, built.arch, classes, built.image_size, n_params=n_params,
+                          graph_s=graph_s)
+            try:
+                row = self._predict_and_score(base, cell, model, graph, built.source)
+            except UsageError:
+                raise
+            except GhnctlError as exc:
+                row = replace(base, error=exc.message)
+            self._record(row, cell, rows)
+        return False
+
+    def _predict_and_score(self, base: GhnRow, cell: GridCell, model: torch.nn.Module, graph: Any,
+                           source: str) -> GhnRow:
+        from ghnctl.predict import predict_parameters
+
+        self.emit(CellProgress(cell.index, 0.05, "predicting parameters"))
+        tick = time.perf_counter()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.config.seed)  # a ViT's class-token row is drawn at prediction time
+            _, report = predict_parameters(self.ghns[cell.ghn], model, graph, bn_track_running_stats=False,
+                                           return_report=True)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        norm = report.total_norm
+        row = replace(base, n_unpredicted=len(report.unpredicted), norm=norm, predict_s=time.perf_counter() - tick,
+                      norm_check=norm_check(base, self.official[cell.ghn], source, norm))
+        if self.scorer is None:
+            return row
+        self.emit(CellProgress(cell.index, 0.5, "evaluating (zero-shot)"))
+        tick = time.perf_counter()
+        result = self.scorer(model)
+        return replace(row, top1=result.accuracy, loss=result.loss, images=result.images,
+                       eval_s=time.perf_counter() - tick)
+
+    def _record(self, row: GhnRow, cell: GridCell, rows: list[GhnRow]) -> None:
+        if self.store is not None:
+            self.store.append(row.to_dict())
+        rows.append(row)
+        if row.error is not None:
+            self.emit(CellFailed(cell.index, cell.label, row.error))
+        else:
+            self.emit(CellDone(cell.index, cell.label, row.to_dict()))
 
 
 class _Scorer:

@@ -22,7 +22,8 @@ import torch
 from ghnctl.bench import memory
 from ghnctl.bench.events import BenchStarted, CellDone, CellFailed, CellProgress, CellStarted, Emit, ignore
 from ghnctl.bench.ghns import GhnCache
-from ghnctl.bench.store import ResultStore, cell_key
+from ghnctl.bench.grid import GridCell, plan_grid, walk_grid
+from ghnctl.bench.store import ResultStore
 from ghnctl.devices import check_device_name, resolve_device
 from ghnctl.errors import GhnctlError, UsageError
 
@@ -143,73 +144,57 @@ def run_speed(
     cache = GhnCache(ghn_paths, device)
     ghns = {spec: cache.get(spec) for spec in config.ghns}
     threads = torch.get_num_threads()
-    plan = []
-    for arch in config.archs:
-        for spec, ghn in ghns.items():
-            classes = config.num_classes or ghn.config.num_classes
-            identity = {"bench": "speed", "ghn": spec, "arch": arch, "num_classes": classes,
-                        "image_size": config.image_size, "repeats": config.repeats, "warmup": config.warmup,
-                        "device": str(device), "threads": threads}
-            plan.append((len(plan), arch, spec, classes, cell_key(identity)))
+
+    def identity(arch: str, ghn: str, classes: int) -> dict[str, Any]:
+        return {"bench": "speed", "ghn": ghn, "arch": arch, "num_classes": classes, "image_size": config.image_size,
+                "repeats": config.repeats, "warmup": config.warmup, "device": str(device), "threads": threads}
+
+    classes = {spec: config.num_classes or ghn.config.num_classes for spec, ghn in ghns.items()}
+    cells = plan_grid(config.archs, classes, identity)
     previous = store.load().cells if store is not None and resume else {}
-    emit(BenchStarted("speed", len(plan), sum(p[4] in previous for p in plan)))
-    rows: list[SpeedRow] = []
-    reused = 0
-    stopped = False
-    for arch in config.archs:
-        todo = []
-        for index, a, spec, classes, key in plan:
-            if a != arch:
-                continue
-            if key in previous:
-                rows.append(SpeedRow.from_dict(previous[key]))
-                reused += 1
-                emit(CellDone(index, f"{spec} · {arch}", rows[-1].to_dict(), reused=True))
-            else:
-                todo.append((index, spec, classes, key))
-        for classes in dict.fromkeys(t[2] for t in todo):
-            if stop is not None and stop():
-                stopped = True
-                break
-            _time_arch(arch, classes, [t for t in todo if t[2] == classes], ghns, config, device, store, rows, emit)
-        if stopped:
-            break
-    return SpeedResult(config, rows, str(device), threads, memory.method(), len(plan), reused, stopped,
+    emit(BenchStarted("speed", len(cells), sum(c.key in previous for c in cells)))
+
+    def time_arch(arch: str, group: list[GridCell], rows: list[SpeedRow]) -> bool:
+        _time_arch(arch, group, ghns, config, device, store, rows, emit)
+        return False  # an architecture's timings are not cut short: stop() is polled between architectures
+
+    rows, reused, stopped = walk_grid(cells, previous, SpeedRow.from_dict, time_arch, emit, stop)
+    return SpeedResult(config, rows, str(device), threads, memory.method(), len(cells), reused, stopped,
                        time.perf_counter() - started)
 
 
 def _time_arch(
-    arch: str, classes: int, group: list[tuple[int, str, int, str]], ghns: Mapping[str, Any], config: SpeedConfig,
-    device: torch.device, store: ResultStore | None, rows: list[SpeedRow], emit: Emit,
+    arch: str, group: list[GridCell], ghns: Mapping[str, Any], config: SpeedConfig, device: torch.device,
+    store: ResultStore | None, rows: list[SpeedRow], emit: Emit,
 ) -> None:
+    """Build ``arch`` once and time its graph, then time the prediction of each GHN of ``group``."""
     from ghnctl.graph import build_graph
     from ghnctl.zoo import resolve_model
 
-    first = group[0]
-    emit(CellStarted(first[0], f"{first[1]} · {arch}"))
-    emit(CellProgress(first[0], 0.0, "timing the graph"))
+    emit(CellStarted(group[0].index, group[0].label))
+    emit(CellProgress(group[0].index, 0.0, "timing the graph"))
     try:
-        built = resolve_model(arch, num_classes=classes, image_size=config.image_size, seed=config.seed)
+        built = resolve_model(arch, num_classes=group[0].num_classes, image_size=config.image_size, seed=config.seed)
         model = built.model.to(device)
         graph_runs, graph = _repeat(lambda: build_graph(model, arch=built.arch, image_size=built.image_size),
                                     config, device)
     except UsageError:
         raise
     except GhnctlError as exc:
-        for index, spec, _, key in group:
-            _record(SpeedRow(key, spec, arch, arch, error=exc.message), index, store, rows, emit)
+        for cell in group:
+            _record(SpeedRow(cell.key, cell.ghn, arch, arch, error=exc.message), cell, store, rows, emit)
         return
     base = dict(spec=arch, arch=built.arch, nodes=graph.num_nodes, graph_s=statistics.median(graph_runs),
                 graph_runs_s=tuple(graph_runs))
-    for n, (index, spec, _, key) in enumerate(group):
+    for n, cell in enumerate(group):
         if n > 0:
-            emit(CellStarted(index, f"{spec} · {arch}"))
-        emit(CellProgress(index, 0.5, "timing the prediction"))
+            emit(CellStarted(cell.index, cell.label))
+        emit(CellProgress(cell.index, 0.5, "timing the prediction"))
         try:
-            row = _time_predict(SpeedRow(key, spec, **base), ghns[spec], model, graph, config, device)
+            row = _time_predict(SpeedRow(cell.key, cell.ghn, **base), ghns[cell.ghn], model, graph, config, device)
         except GhnctlError as exc:
-            row = SpeedRow(key, spec, arch, built.arch, nodes=graph.num_nodes, error=exc.message)
-        _record(row, index, store, rows, emit)
+            row = SpeedRow(cell.key, cell.ghn, arch, built.arch, nodes=graph.num_nodes, error=exc.message)
+        _record(row, cell, store, rows, emit)
 
 
 def _time_predict(base: SpeedRow, ghn: Any, model: torch.nn.Module, graph: Any, config: SpeedConfig,
@@ -249,12 +234,11 @@ def _repeat(work: Callable[[], Any], config: SpeedConfig, device: torch.device) 
     return times, result
 
 
-def _record(row: SpeedRow, index: int, store: ResultStore | None, rows: list[SpeedRow], emit: Emit) -> None:
+def _record(row: SpeedRow, cell: GridCell, store: ResultStore | None, rows: list[SpeedRow], emit: Emit) -> None:
     if store is not None:
         store.append(row.to_dict())
     rows.append(row)
-    label = f"{row.ghn} · {row.spec}"
     if row.error is not None:
-        emit(CellFailed(index, label, row.error))
+        emit(CellFailed(cell.index, cell.label, row.error))
     else:
-        emit(CellDone(index, label, row.to_dict()))
+        emit(CellDone(cell.index, cell.label, row.to_dict()))

@@ -338,9 +338,11 @@ def _init_engine(config: Any, bundle: Any, store: Any, resume: bool, ghn_paths: 
 
 
 def _describe_init_cell(record: dict[str, Any]) -> str:
+    """``no fine-tuning 10.65% -> fine-tuned 4 epochs 19.70% (54s)``: a finished cell in one line."""
+    from ghnctl.bench.labels import epoch_label
+
     points = record["points"]
     first, last = points[0], points[-1]
-    from ghnctl.bench.labels import epoch_label
 
     def acc(p: dict[str, Any]) -> str:
         return "-" if p["val_acc"] is None else f"{p['val_acc']:.2f}%"
