@@ -61,3 +61,28 @@ def test_bad_input_is_one_line(cli: Callable[..., object], tmp_path: Path, argv:
 def test_nproc_is_removed_before_relaunching() -> None:
     assert _without_nproc(["train", "--nproc", "2", "--data", "x", "--nproc=3", "--out", "o"]) == \
         ["train", "--data", "x", "--out", "o"]
+
+
+def test_sigterm_saves_the_state_and_exits_130(workdir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A background run told to stop (kill, timeout, a scheduler) keeps its steps."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    argv = _args(workdir, out, "--steps", "500", "--eval-n", "0", "--save-every", "1000", "--json")
+    proc = subprocess.Popen([sys.executable, "-m", "ghnctl", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "step":
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=120) == 130, proc.stderr.read() if proc.stderr else ""
+    end = json.loads(rest.strip().splitlines()[-1])
+    assert end["event"] == "end" and end["stopped"] and 1 <= end["steps"] < 500
+    from ghnctl.training.state import read_state
+
+    position, _ = read_state(out / "state.safetensors", format="ghnctl-train-state/1")
+    assert position.global_step == end["steps"]

@@ -1,8 +1,11 @@
-"""Ctrl-C for long runs: the first one asks the engine to stop after the current step and save,
-the second aborts."""
+"""Ctrl-C (and SIGTERM) for long runs: the first asks the engine to stop after the current step and
+save, the second aborts. SIGTERM is what ``kill``, ``timeout`` and job schedulers send before
+they give up: a background training run saves its state instead of losing the steps since the
+last checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from typing import Any
 
@@ -16,7 +19,7 @@ class StopFlag:
         self.output = output
         self.what = what
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __call__(self) -> bool:
         return self.requested
@@ -28,12 +31,12 @@ class StopFlag:
         self.output.warn(f"stopping after this {self.what} to save the checkpoint (Ctrl-C again aborts)")
 
     def __enter__(self) -> StopFlag:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: keep the default behaviour
-            self._previous = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: keep the default behaviour
+                self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}

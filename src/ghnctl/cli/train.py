@@ -97,6 +97,8 @@ def train_command(
     max_kernel: Annotated[int | None, typer.Option(help="Decoder's max kernel (default: 11, 16 above 64 px).")] = None,
     ghn2: Annotated[bool, typer.Option("--ghn2", help="Train a GHN-2 (gated GNN) instead of a GHN-3.")] = False,
     save_every: Annotated[int, typer.Option(help="Save the state every K steps (also at the end, on Ctrl-C).")] = 100,
+    save_minutes: Annotated[float, typer.Option(help="Also save when this many minutes passed since the last "
+                                                "save.")] = 10.0,
     seed: Seed = DEFAULT_SEED,
     device: Device = DEFAULT_DEVICE,
     workers: Annotated[int | None, typer.Option(help="Data-loading processes per training process.")] = None,

@@ -54,6 +54,7 @@ class TrainConfig:
     eval_images: int = 500
     # Bookkeeping
     save_every: int = 100
+    save_minutes: float = 10.0  # also save when this much time passed since the last save
     seed: int = 0
     shards: int | None = None  # meta-batch shards per step; default: the world size
     device: str = "auto"
@@ -86,6 +87,8 @@ class TrainConfig:
             raise UsageError("no architectures to train on", hint="for example --archs deepnets:train")
         if self.shards is not None and self.meta_batch % self.shards:
             raise UsageError(f"--meta-batch ({self.meta_batch}) must be a multiple of the shards ({self.shards})")
+        if not (math.isfinite(self.save_minutes) and self.save_minutes > 0):
+            raise UsageError(f"--save-minutes must be a positive number, got {self.save_minutes}")
         if self.eval_n < 0 or self.eval_images < 1:
             raise UsageError("--eval-n must be >= 0 and --eval-images >= 1")
         if self.amp_dtype not in ("auto", "bf16", "fp16"):

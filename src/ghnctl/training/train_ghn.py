@@ -50,7 +50,7 @@ GHN_FILE, STATE_FILE, METRICS_FILE, CONFIG_FILE = "ghn.safetensors", "state.safe
 METRIC_COLUMNS = ("step", "epoch", "loss", "ce", "reg", "acc", "lr", "grad_norm", "images_per_s", "archs_per_s",
                   "zero_shot_mean", "zero_shot_median", "zero_shot_max", "seconds")
 # Settings that may differ on --resume: they do not change what is computed.
-RESUME_FREE = frozenset({"device", "workers", "eval_every", "save_every", "eval_images", "eval_n"})
+RESUME_FREE = frozenset({"device", "workers", "eval_every", "save_every", "save_minutes", "eval_images", "eval_n"})
 
 
 class TrainingError(GhnctlError):
@@ -326,7 +326,7 @@ def train_ghn(config: TrainConfig, bundle: DataBundle, out: Path, *, device: tor
 def _loop(run: _Run, history: list[dict[str, Any]], emit: Events, should_stop: Callable[[], bool]) -> bool:
     config, steps_per_epoch = run.config, run.batches.steps_per_epoch
     step = run.position.global_step
-    started = time.perf_counter()
+    started = last_save = time.perf_counter()
     while step < run.total_steps:
         epoch = step // steps_per_epoch + 1
         first = step % steps_per_epoch
@@ -356,8 +356,10 @@ def _loop(run: _Run, history: list[dict[str, Any]], emit: Events, should_stop: C
                 _append_metrics(run.out / METRICS_FILE, metrics)
             emit(StepDone(step, run.total_steps, metrics))
             stop = should_stop()
-            if step % config.save_every == 0 or step == run.total_steps or stop:
+            overdue = time.perf_counter() - last_save > 60 * config.save_minutes
+            if step % config.save_every == 0 or step == run.total_steps or stop or overdue:
                 run.save(history)
+                last_save = time.perf_counter()
                 emit(CheckpointSaved(step, run.out / STATE_FILE))
             if stop:
                 return True
