@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS), help="torchvision model names")
     parser.add_argument("--runs", type=int, default=5, help="timed warm calls per side and model (median)")
     parser.add_argument("--threads", type=int, nargs="+", default=[2], help="torch thread counts")
-    parser.add_argument("--startup-runs", type=int, default=0, help="also time `ghnctl --help` N times")
+    parser.add_argument("--startup-runs", type=int, default=10, help="runs of `ghnctl --help` (0: skip)")
     parser.add_argument("--json", action="store_true", help="also print one JSON object per row")
     parser.add_argument("--all", action="store_true", help="check every torchvision model (supported-models page)")
     parser.add_argument("--write", type=Path, help="write the markdown (table, or the --all page) to this file")
