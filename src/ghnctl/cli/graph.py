@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 HELP = (
     "Build the graph a GHN reads for MODEL and summarise it: nodes, edges, op types, depth, "
     "which parameters a GHN can predict, and warnings.\n\n"
-    "MODEL is a torchvision name (resnet50), pkg.module:factory, path/to/file.py:factory or timm:NAME. "
+    "MODEL is a torchvision name (resnet50), pkg.module:factory, path/to/file.py:factory, timm:NAME or "
+    "deepnets:SPLIT/INDEX (a built-in generated net, e.g. deepnets:test/17). "
     "With --list, MODEL is an optional filter (substring or glob) on the torchvision names."
 )
 EPILOG = (

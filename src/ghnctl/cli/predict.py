@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 HELP = (
     "Predict all parameters of MODEL(s) with a GHN and save them as safetensors that load with "
     "model.load_state_dict(..., strict=True).\n\n"
-    "MODEL is a torchvision name (resnet50), pkg.module:factory, path/to/file.py:factory or timm:NAME. "
+    "MODEL is a torchvision name (resnet50), pkg.module:factory, path/to/file.py:factory, timm:NAME or "
+    "deepnets:SPLIT/INDEX (a built-in generated net). "
     "--ghn takes a registry name (ghn3xlm16, ghn3tm8, ...; downloaded once into the cache), a local "
     "file (official .pt or ghnctl .safetensors) or an http(s) URL; 'auto' uses the best cached "
     "official GHN-3, else downloads ghn3xlm16. Several models in one call get exactly the "

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .arch import Arch
 from .genotype import Edge, op_info
+
+if TYPE_CHECKING:  # arch.py uses cell_flow from here at run time; this module needs Arch for types only
+    from .arch import Arch
 
 IMAGE_SIZES = (32, 224)  # the CIFAR and ImageNet variants
 
