@@ -25,11 +25,11 @@ import torch
 from ghnctl.bench import reference
 from ghnctl.bench.data import data_identity, limit_eval_images
 from ghnctl.bench.events import BenchStarted, CellDone, CellFailed, CellProgress, CellStarted, Emit, Note, ignore
-from ghnctl.bench.ghns import GhnCache
+from ghnctl.bench.ghns import GhnCache, normalise_ghn_grid
 from ghnctl.bench.grid import GridCell, plan_grid, walk_grid
 from ghnctl.bench.stats import Summary, summarize
 from ghnctl.bench.store import ResultStore
-from ghnctl.devices import check_device_name, resolve_device
+from ghnctl.devices import resolve_device
 from ghnctl.errors import GhnctlError, UsageError
 from ghnctl.training.data import DataBundle, DataInfo
 
@@ -57,25 +57,15 @@ class GhnBenchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.ghns:
-            raise UsageError("no GHN given", hint="for example --ghn ghn3tm8")
-        if not self.archs:
-            raise UsageError("no architecture given", hint="for example --archs deepnets:test")
+        normalise_ghn_grid(self, "deepnets:test")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.eval_images is not None and self.eval_images < 1:
             raise UsageError(f"--eval-images must be at least 1, got {self.eval_images}")
-        if self.image_size is not None and self.image_size < 8:
-            raise UsageError(f"--image-size must be at least 8, got {self.image_size}")
         if self.workers is not None and self.workers < 0:
             raise UsageError(f"--workers must be >= 0, got {self.workers}")
         if self.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {self.seed}")
-        if len(set(self.ghns)) != len(self.ghns):
-            raise UsageError("a GHN is given twice")
-        object.__setattr__(self, "ghns", tuple(self.ghns))
-        object.__setattr__(self, "archs", tuple(dict.fromkeys(self.archs)))  # each architecture once
-        object.__setattr__(self, "device", check_device_name(self.device))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

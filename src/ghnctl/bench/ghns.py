@@ -55,3 +55,25 @@ class GhnCache:
         from ghnctl.loader import ghn_name
 
         return load_ghn_file(path, device=self.device, name=ghn_name(spec, path))
+
+
+def normalise_ghn_grid(config: object, archs_hint: str) -> None:
+    """The checks and normalisation every GHN x architecture config shares (``bench ghn``, ``bench
+    speed``): GHNs and architectures given, no GHN twice, each architecture once, the image size
+    and the device name valid. Sets the frozen dataclass's fields in place (UsageError, exit 2)."""
+    from ghnctl.devices import check_device_name
+
+    ghns, archs = tuple(config.ghns), tuple(config.archs)  # type: ignore[attr-defined]
+    if not ghns:
+        raise UsageError("no GHN given", hint="for example --ghn ghn3tm8")
+    if not archs:
+        raise UsageError("no architecture given", hint=f"for example --archs {archs_hint}")
+    if len(set(ghns)) != len(ghns):
+        raise UsageError("a GHN is given twice")
+    image_size = config.image_size  # type: ignore[attr-defined]
+    if image_size is not None and image_size < 8:
+        raise UsageError(f"--image-size must be at least 8, got {image_size}")
+    object.__setattr__(config, "ghns", ghns)
+    object.__setattr__(config, "archs", tuple(dict.fromkeys(archs)))  # each architecture once
+    object.__setattr__(config, "device", check_device_name(config.device))  # type: ignore[attr-defined]
+

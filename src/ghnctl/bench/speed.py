@@ -21,10 +21,10 @@ import torch
 
 from ghnctl.bench import memory
 from ghnctl.bench.events import BenchStarted, CellDone, CellFailed, CellProgress, CellStarted, Emit, ignore
-from ghnctl.bench.ghns import GhnCache
+from ghnctl.bench.ghns import GhnCache, normalise_ghn_grid
 from ghnctl.bench.grid import GridCell, plan_grid, walk_grid
 from ghnctl.bench.store import ResultStore
-from ghnctl.devices import check_device_name, resolve_device
+from ghnctl.devices import resolve_device
 from ghnctl.errors import GhnctlError, UsageError
 
 
@@ -47,23 +47,13 @@ class SpeedConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.ghns:
-            raise UsageError("no GHN given", hint="for example --ghn ghn3tm8")
-        if not self.archs:
-            raise UsageError("no architecture given", hint="for example --archs resnet18,resnet50")
+        normalise_ghn_grid(self, "resnet18,resnet50")
         if self.repeats < 1:
             raise UsageError(f"--repeats must be at least 1, got {self.repeats}")
         if self.warmup < 0:
             raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
-        if self.image_size is not None and self.image_size < 8:
-            raise UsageError(f"--image-size must be at least 8, got {self.image_size}")
         if self.num_classes is not None and self.num_classes < 1:
             raise UsageError(f"--num-classes must be at least 1, got {self.num_classes}")
-        if len(set(self.ghns)) != len(self.ghns):
-            raise UsageError("a GHN is given twice")
-        object.__setattr__(self, "ghns", tuple(self.ghns))
-        object.__setattr__(self, "archs", tuple(dict.fromkeys(self.archs)))  # each architecture once
-        object.__setattr__(self, "device", check_device_name(self.device))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
