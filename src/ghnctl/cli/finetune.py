@@ -21,14 +21,17 @@ from ghnctl.cli.options import (
     DEFAULT_GHN,
     DEFAULT_SEED,
     Data,
+    DataDir,
+    DataImageSize,
     Debug,
     Device,
     Force,
     Ghn,
-    ImageSize,
     JsonOut,
     Offline,
     Seed,
+    SplitSeed,
+    ValFraction,
     noise_option,
     out_option,
 )
@@ -97,23 +100,13 @@ def finetune(
         str, typer.Argument(metavar="MODEL", help="Model spec (default: resnet18).", show_default=False)
     ] = DEFAULT_MODEL,
     source: Data = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Where data sets are downloaded/extracted (default: GHNCTL_DATA_DIR or the user data dir).",
-        ),
-    ] = None,
-    val_fraction: Annotated[
-        float, typer.Option(help="Share of train held out for validation when the data has no val/test split.")
-    ] = 0.1,
-    split_seed: Annotated[
-        int, typer.Option(help="Seed of the validation split and of the --n-shots subset (not of training).")
-    ] = 0,
+    data_dir: DataDir = None,
+    val_fraction: ValFraction = 0.1,
+    split_seed: SplitSeed = 0,
     n_shots: Annotated[
         int | None, typer.Option("--n-shots", help="Train on K images per class (seeded by --split-seed).")
     ] = None,
-    image_size: ImageSize = None,
+    image_size: DataImageSize = None,
     workers: Annotated[
         int | None, typer.Option(help="Data-loading processes (default: 0 on CPU, up to 4 with a GPU).")
     ] = None,

@@ -113,3 +113,20 @@ def image_size_option(help: str) -> typer.models.OptionInfo:
 
 
 Data = Annotated[str, data_option()]
+
+# Options of the commands that load an image data set (finetune, train, bench).
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where data sets are downloaded/extracted (default: GHNCTL_DATA_DIR or the "
+                 "user data dir)."),
+]
+ValFraction = Annotated[
+    float, typer.Option(help="Share of train held out for validation when the data has no val/test split "
+                        "(seeded, stratified).")
+]
+SplitSeed = Annotated[
+    int, typer.Option(help="Seed of the validation split and of the --n-shots subset (not of training).")
+]
+DataImageSize = Annotated[
+    int | None, image_size_option("Resize images to SxS (default: 32 for 32x32 data such as CIFAR, else 224).")
+]

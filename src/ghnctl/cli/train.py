@@ -18,14 +18,17 @@ from ghnctl.cli.common import option_values
 from ghnctl.cli.options import (
     DEFAULT_DEVICE,
     DEFAULT_SEED,
+    DataDir,
+    DataImageSize,
     Debug,
     Device,
     Force,
     JsonOut,
     Offline,
     Seed,
+    SplitSeed,
+    ValFraction,
     data_option,
-    image_size_option,
 )
 from ghnctl.cli.output import Output
 from ghnctl.errors import UsageError
@@ -60,16 +63,14 @@ def register(app: typer.Typer) -> None:
 
 def train_command(
     ctx: typer.Context,
-    data: Annotated[str | None, data_option("Required unless --resume.")] = None,
+    source: Annotated[str | None, data_option("Required unless --resume.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created; refused if it holds a run, "
                                       "unless --resume or --force).", show_default=False)] = Path("runs/ghn"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out exactly.")] = False,
-    data_dir: Annotated[Path | None, typer.Option(help="Where data sets are downloaded/extracted.")] = None,
-    val_fraction: Annotated[float, typer.Option(help="Share of train held out for validation when the data "
-                                                "has no val/ split (seeded, stratified).")] = 0.1,
-    split_seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
-    image_size: Annotated[int | None, image_size_option("Resize images to SxS (default: 32 for 32x32 data, "
-                                                        "else 224).")] = None,
+    data_dir: DataDir = None,
+    val_fraction: ValFraction = 0.1,
+    split_seed: SplitSeed = 0,
+    image_size: DataImageSize = None,
     archs: Annotated[str, typer.Option(help="Comma-separated: deepnets:SPLIT (its first --pool nets) and/or "
                                        "model specs (resnet18, file.py:factory, ...).")] = "deepnets:train",
     pool: Annotated[int, typer.Option(help="Nets taken from each deepnets:SPLIT in --archs.")] = 1000,
@@ -144,16 +145,14 @@ def _configs(values: dict[str, Any], given: frozenset[str], out: Path, resume: b
     from ghnctl.training.train_config import TrainConfig
     from ghnctl.training.train_ghn import RESUME_FREE, STATE_FILE, saved_config
 
-    values = {**values, "archs": tuple(a.strip() for a in values["archs"].split(",") if a.strip()),
-              "source": values["data"]}
+    values = {**values, "archs": tuple(a.strip() for a in values["archs"].split(",") if a.strip())}
     if resume:
         saved, saved_data = saved_config(out)
-        overrides = {k: values[k] for k in given if k != "data"}
+        overrides = {k: values[k] for k in given if k != "source"}
         config = resume_fields(TrainConfig, saved.to_dict() | {"archs": saved.archs}, overrides, RESUME_FREE)
-        data = resume_fields(DataConfig, saved_data, {"source": values["data"]} if "data" in given else {},
-                             DataConfig.RESUME_FREE)
+        data = resume_fields(DataConfig, saved_data, {k: values[k] for k in given}, DataConfig.RESUME_FREE)
         return config, data
-    if values["data"] is None:
+    if values["source"] is None:
         raise UsageError("missing --data", hint="for example --data cifar10, or --resume to continue a run in --out")
     if (out / STATE_FILE).exists() and not force:
         raise UsageError(f"{out} already holds a training run", hint="continue it with --resume, or use --force "
