@@ -21,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
     operation waits at a barrier for all threads; when other processes hold a core (the shared
     2-core machines), that wait is a scheduler time slice per operation. Measured under load: the
     golden predictions of ghn2 x {vit_b_16, densenet121, resnet50} 47.9 s with 2 threads, 14.3 s
-    with 1; the graphs of 11 torchvision models 16.5 s vs 2.0 s. Subprocesses are not affected.
+    with 1; building the graphs of 11 torchvision models 15.7 s vs 2.1 s. Subprocesses are not affected.
     """
     import torch
 
