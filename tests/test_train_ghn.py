@@ -182,9 +182,15 @@ def test_two_processes_equal_one_process_with_the_same_global_meta_batch(workdir
     rank0, rank1 = load_file(tmp_path / "two" / "rank0.safetensors"), load_file(tmp_path / "two" / "rank1.safetensors")
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)  # the ranks never drift apart
     single = load_file(tmp_path / "one" / "rank0.safetensors")
+    # Same arithmetic, another summation order (two partial gradients summed by all-reduce). AdamW
+    # divides by sqrt(v): a gradient that is nearly zero can move a weight by up to lr per step
+    # whatever its rounding, so each value may differ by steps x lr; the bulk must agree closely.
+    lr, steps = 3e-3, 3
+    diff = torch.sqrt(sum((single[k] - rank0[k]).square().sum() for k in single))
+    norm = torch.sqrt(sum(single[k].square().sum() for k in single))
+    assert diff <= 1e-3 * norm, (float(diff), float(norm))
     for key in single:
-        # Same arithmetic, another summation order (two partial gradients summed by all-reduce).
-        assert torch.allclose(single[key], rank0[key], rtol=1e-4, atol=1e-6), key
+        assert torch.allclose(single[key], rank0[key], rtol=0, atol=steps * lr), key
     assert load_file(tmp_path / "two" / GHN_FILE).keys() == single.keys()  # rank 0 wrote the run
 
 
