@@ -11,6 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
+from _tolerance import EPS32, element_tol
 from ghnctl.ghn import GHN, GhnConfig, read_checkpoint
 from ghnctl.ghn.reference import reference_predict
 from ghnctl.graph import build_graph
@@ -132,7 +133,9 @@ def test_economical_decoding_equals_the_official_algorithm(ghn_name: str, arch: 
     predict_parameters(ghn, model, graph)
     torch.manual_seed(1)
     reference_predict(ghn, reference, graph)
-    assert _max_rel_diff(model, reference) < 2e-6
+    # Both compute the same dot products (length 8*hid in the decoder's last layer) in other
+    # orders and batch shapes: the bound that holds for any order, relative to each tensor's size.
+    assert _max_rel_diff(model, reference) < element_tol(1.0, 8 * ghn.config.hid)
 
 
 @needs_golden
@@ -146,9 +149,10 @@ def test_several_models_in_one_call_equal_each_alone(ghn_name: str) -> None:
         alone.append(predict_parameters(ghn, _model(arch), golden_graph(arch, 1000)))
     torch.manual_seed(5)
     together = predict_parameters(ghn, [_model(a) for a in archs], [golden_graph(a, 1000) for a in archs])
+    reduction = 8 * ghn.config.hid  # BLAS may order a batch's dot products differently from one row's
     for a, b in zip(alone, together):
         for p, q in zip(a.parameters(), b.parameters()):
-            torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(q, p, rtol=4 * EPS32, atol=element_tol(float(p.abs().max()), reduction))
 
 
 # --------------------------------------------------------------------------------------------------
