@@ -244,3 +244,10 @@ def test_unknown_engine_is_refused_before_building(cli, tmp_path, no_model_build
     result = cli("graph", "resnet18", "--out", tmp_path / "g.svg", "--engine", "gimp")
     assert result.exit_code == 2
     assert "gimp" in _one_error_line(result)
+
+
+def test_graph_notes_only_with_debug(cli) -> None:  # noqa: ANN001 - the conftest fixture
+    quiet = cli("graph", "vit_b_16")
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr and "class_token" in quiet.stderr
+    loud = cli("graph", "vit_b_16", "--debug")
+    assert loud.exit_code == 0 and "note: encoder.pos_embedding" in loud.stderr.replace("\n", " ")

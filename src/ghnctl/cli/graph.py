@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghnctl.cli.common import load_model
-from ghnctl.cli.options import Debug, Force, ImageSize, JsonOut, NumClasses, out_option
+from ghnctl.cli.options import DEBUG_KEY, Debug, Force, ImageSize, JsonOut, NumClasses, out_option
 from ghnctl.cli.output import Output
 from ghnctl.errors import UsageError
 
@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
 
 
 def graph_command(
+    ctx: typer.Context,
     model: Annotated[
         str | None,
         typer.Argument(metavar="MODEL", help="Model spec, or a filter with --list.", show_default=False),
@@ -88,7 +89,8 @@ def graph_command(
             picture = render_graph(graph, picture, engine=engine, collapse=collapse)
 
     data = _graph_json(graph, spec, picture)
-    output.result(data, lambda out: _print_summary(out, graph, spec, data, picture))
+    debug = bool(ctx.meta.get(DEBUG_KEY))
+    output.result(data, lambda out: _print_summary(out, graph, spec, data, picture, debug))
 
 
 def _picture_path(model: str, out: Path | None, force: bool, engine: str) -> Path:
@@ -148,7 +150,7 @@ def _graph_json(graph: GhnGraph, spec: ModelSpec, picture: Path | None) -> dict[
 
 
 def _print_summary(
-    output: Output, graph: GhnGraph, spec: ModelSpec, data: dict[str, Any], picture: Path | None
+    output: Output, graph: GhnGraph, spec: ModelSpec, data: dict[str, Any], picture: Path | None, debug: bool = False
 ) -> None:
     from rich import box
     from rich.markup import escape
@@ -185,5 +187,8 @@ def _print_summary(
     # The graph's warnings name what is not covered and why (e.g. ConvNeXt's layer_scale).
     for warning in graph.warnings:
         output.warn(warning)
+    if debug:  # notes change nothing for the user (e.g. how the official code reads a ViT)
+        for note in getattr(graph, "notes", ()):
+            output.note(f"note: {note}")
     if picture is not None:
         console.print(f"graph drawn to [bold]{escape(str(picture))}[/]")
