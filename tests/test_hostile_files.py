@@ -96,11 +96,11 @@ def _one_line(exc: pytest.ExceptionInfo[BaseException], limit: int = 1000) -> st
 # Memory: a file may cost a small multiple of its own size
 
 
-def _load_in_child(path: Path, budget_mb: int = 400) -> tuple[str, float]:
-    """Load ``path`` in a fresh process under an address-space limit of (what it has) + budget.
+def _load_in_child(paths: list[Path], budget_mb: int = 400) -> list[tuple[str, float]]:
+    """Load each file in one fresh process under an address-space limit of (what it has) + budget.
 
-    Returns the error line and the growth of the peak resident set in MB. An allocation beyond the
-    budget fails inside the child instead of taking the machine down.
+    Returns, per file, the error line and the growth of the peak resident set in MB during its
+    load. An allocation beyond the budget fails inside the child instead of taking the machine down.
     """
     script = textwrap.dedent(f"""
         import resource, sys
@@ -110,24 +110,23 @@ def _load_in_child(path: Path, budget_mb: int = 400) -> tuple[str, float]:
             with open("/proc/self/statm") as f:
                 return int(f.read().split()[0]) * resource.getpagesize()
         resource.setrlimit(resource.RLIMIT_AS, (vsize() + {budget_mb} * 2**20, resource.RLIM_INFINITY))
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        try:
-            read_checkpoint({str(path)!r})
-            message = "loaded"
-        except GhnctlError as exc:
-            message = type(exc).__name__ + ": " + str(exc)
-        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-        print(message); print(grown)
+        for path in {[str(p) for p in paths]!r}:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            try:
+                read_checkpoint(path)
+                message = "loaded"
+            except GhnctlError as exc:
+                message = type(exc).__name__ + ": " + str(exc)
+            grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+            print(message); print(grown)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    message, grown = proc.stdout.strip().splitlines()[-2:]
-    return message, float(grown)
+    lines = proc.stdout.strip().splitlines()[-2 * len(paths):]
+    return [(lines[2 * i], float(lines[2 * i + 1])) for i in range(len(paths))]
 
 
-@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc to set a memory budget")
-@pytest.mark.parametrize("case", ["stride0-half", "stride0-float", "overlap-1d", "shared-storage"])
-def test_views_cannot_multiply_a_tiny_storage(tmp_path: Path, case: str) -> None:
+def _view_file(folder: Path, case: str) -> Path:
     half = case != "stride0-float"
     kind, raw = ("HalfStorage", b"\x00\x3c") if half else ("FloatStorage", b"\x00\x00\x80\x3f")
     storage = p_storage(kind, "0", 1)
@@ -139,17 +138,13 @@ def test_views_cannot_multiply_a_tiny_storage(tmp_path: Path, case: str) -> None
         storage = p_storage(kind, "0", 2**19)
         raw = b"\x00\x3c" * 2**19
         tensors = [(p_str(f"w{i}"), p_tensor(storage, 0, (2**19,), (1,))) for i in range(2000)]
-    path = trainer_file(tmp_path / f"{case}.pt", p_dict(*tensors), {"0": raw})
-    message, grown = _load_in_child(path)
-    assert message.startswith("CheckpointError") and "malformed checkpoint" in message, message
-    assert grown < 100, f"loading a {path.stat().st_size}-byte file grew the RSS by {grown:.0f} MB"
+    return trainer_file(folder / f"{case}.pt", p_dict(*tensors), {"0": raw})
 
 
-@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc to set a memory budget")
-def test_zip_directory_claiming_4gb_allocates_nothing(tmp_path: Path) -> None:
+def _zip_claiming_4gb(folder: Path) -> Path:
     numel = 2**30 - 1  # ~4 GB of float32 claimed by the pickle and the directory alike; 4 real bytes
     body = p_dict((p_str("embed.weight"), p_tensor(p_storage("FloatStorage", "0", numel), 0, (numel,), (1,))))
-    path = trainer_file(tmp_path / "claims.pt", body, {"0": b"\x00\x00\x80\x3f"})
+    path = trainer_file(folder / "claims.pt", body, {"0": b"\x00\x00\x80\x3f"})
     raw = bytearray(path.read_bytes())
     name = b"archive/data/0"
     # Patch the sizes of the storage entry in the local header and the central directory.
@@ -162,7 +157,32 @@ def test_zip_directory_claiming_4gb_allocates_nothing(tmp_path: Path) -> None:
                 raw[sizes: sizes + 8] = struct.pack("<II", 4 * numel, 4 * numel)
             at += 4
     path.write_bytes(bytes(raw))
-    message, grown = _load_in_child(path)
+    return path
+
+
+VIEW_CASES = ("stride0-half", "stride0-float", "overlap-1d", "shared-storage")
+
+
+@pytest.fixture(scope="module")
+def memory_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, float]]:
+    """Every memory case loaded in one child process (one interpreter start for all of them)."""
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("needs Linux /proc to set a memory budget")
+    folder = tmp_path_factory.mktemp("memory")
+    paths = {case: _view_file(folder, case) for case in VIEW_CASES}
+    paths["zip-4gb"] = _zip_claiming_4gb(folder)
+    return dict(zip(paths, _load_in_child(list(paths.values()))))
+
+
+@pytest.mark.parametrize("case", VIEW_CASES)
+def test_views_cannot_multiply_a_tiny_storage(memory_results: dict[str, tuple[str, float]], case: str) -> None:
+    message, grown = memory_results[case]
+    assert message.startswith("CheckpointError") and "malformed checkpoint" in message, message
+    assert grown < 100, f"loading the file grew the RSS by {grown:.0f} MB"
+
+
+def test_zip_directory_claiming_4gb_allocates_nothing(memory_results: dict[str, tuple[str, float]]) -> None:
+    message, grown = memory_results["zip-4gb"]
     # Refused for what it is, before the allocation (which the budget would turn into a MemoryError).
     assert message.startswith("CheckpointError") and "the archive does not have" in message, message
     assert grown < 100
@@ -210,18 +230,24 @@ def _deep_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_deep_nesting_is_one_line_in_the_api(tmp_path: Path) -> None:
-    for name, path in _deep_files(tmp_path).items():
-        script = f"""
+    paths = _deep_files(tmp_path)
+    # One child for all files (a crash is what is tested, so not in this process; one start-up).
+    script = f"""
 from ghnctl.ghn import read_checkpoint
 from ghnctl.errors import CheckpointError
-try:
-    read_checkpoint({str(path)!r})
-except CheckpointError as exc:
-    print("refused:", exc)
+for path in {[str(p) for p in paths.values()]!r}:
+    try:
+        read_checkpoint(path)
+        print("loaded")
+    except CheckpointError as exc:
+        print("refused:", exc)
 """
-        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, (name, proc.returncode, proc.stderr[-500:])  # -11: SIGSEGV
-        assert proc.stdout.startswith("refused: malformed checkpoint: pickle nests deeper"), (name, proc.stdout)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-500:])  # -11: SIGSEGV
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == len(paths)
+    for name, line in zip(paths, lines):
+        assert line.startswith("refused: malformed checkpoint: pickle nests deeper"), (name, line)
 
 
 def test_deep_nesting_is_one_line_in_the_cli(tmp_path: Path) -> None:
