@@ -210,22 +210,35 @@ class _Run:
             y = batch.targets.to(self.device, non_blocking=True)
             archs = [self.pool.get(i) for i in self.pool.draw(per_shard, step, shard)]
             predicted = decode_parameters(self.ghn, [a.plan for a in archs])  # with gradients
-            loss = torch.zeros((), device=self.device)
+            # Each net is run and back-propagated down to its predicted tensors at once, so only one
+            # net's activations are alive at a time; the GHN's part of the graph, shared by the
+            # shard's nets, is then back-propagated once. The gradients are those of one backward
+            # of (sum_m loss_m) / M, bit for bit: the loss-side nodes run before any GHN node there
+            # too, and each predicted tensor receives the same two terms (net, regulariser).
+            roots: list[torch.Tensor] = []
+            root_grads: list[torch.Tensor] = []
             for arch, tensors in zip(archs, predicted):
                 with amp_mod.autocast(self.device, self.amp_dtype):
                     logits = logits_of(functional_call(arch.model, tensors, (x,)))
                 ce = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-                reg = torch.stack([t.norm() for t in tensors.values()]).sum()
-                loss = loss + ce + config.regulariser * reg
+                values = list(tensors.values())
+                reg = torch.stack(torch._foreach_norm(values)).sum()  # = sum of t.norm(), one call
+                loss = (ce + config.regulariser * reg) / m_global
                 sums["ce"] += float(ce.detach())
                 sums["reg"] += float(reg.detach())
                 sums["correct"] += float((logits.argmax(1) == y).sum())
                 sums["seen"] += len(y)
-            loss = loss / m_global
-            if not bool(torch.isfinite(loss.detach())):
-                sums["ce"] = math.nan  # every rank learns it below and stops together
+                if not bool(torch.isfinite(loss.detach())):
+                    sums["ce"] = math.nan  # every rank learns it below and stops together
+                    break
+                grads = torch.autograd.grad(self.scaler.scale(loss) if self.scaler is not None else loss, values,
+                                            allow_unused=True)
+                roots.extend(v for v, g in zip(values, grads) if g is not None)
+                root_grads.extend(g for g in grads if g is not None)
+            if not math.isfinite(sums["ce"]):
                 break
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            if roots:
+                torch.autograd.backward(roots, root_grads)
         totals = self._sum_over_ranks(sums)
         if not math.isfinite(totals["ce"]):
             raise TrainingError(f"the loss became NaN or infinite at step {step + 1}; training stopped and the "
