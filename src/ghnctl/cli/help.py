@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
+import typer
 from typer.core import TyperArgument, TyperOption
+
+# Not ``import click``: typer vendors click in some versions (no click package is installed then).
 
 
 class _Flag(TyperOption):
-    def display_type_rich(self, ctx: click.Context) -> str | None:  # noqa: ARG002 - Typer's signature
+    def display_type_rich(self, ctx: typer.Context) -> str | None:  # noqa: ARG002 - Typer's signature
         return None
 
 
 class _Argument(TyperArgument):
-    def display_type_rich(self, ctx: click.Context) -> str | None:  # noqa: ARG002 - Typer's signature
+    def display_type_rich(self, ctx: typer.Context) -> str | None:  # noqa: ARG002 - Typer's signature
         return None
 
     def _usage_display_name(self) -> str:
@@ -32,13 +34,13 @@ class _Argument(TyperArgument):
             return name
         return f"[{name}]"
 
-    def make_metavar(self, ctx: click.Context | None = None) -> str:  # click's usage line and errors
+    def make_metavar(self, ctx: typer.Context | None = None) -> str:  # click's usage line and errors
         return self._usage_display_name()
 
 
 def tidy(command: Any) -> Any:
     """Swap the display classes of ``command``'s parameters, and its subcommands' (idempotent)."""
-    with click.Context(command) as ctx:
+    with typer.Context(command) as ctx:
         params = list(command.get_params(ctx))  # includes the lazily built --help option
     for param in params:
         if type(param) is TyperOption and (param.is_flag or param.count):
