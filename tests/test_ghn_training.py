@@ -118,8 +118,10 @@ def _official(shared_dir: Path):  # noqa: ANN202 - the official module's classes
     for sub in ("stubs", "ppuda", "ghn3"):
         if str(root / sub) not in sys.path:
             sys.path.insert(0, str(root / sub))
-    import ghn3
-
+    try:
+        import ghn3
+    except ImportError as exc:  # a dependency of the official code this environment lacks
+        pytest.skip(f"the official code needs {exc.name}, which is not installed")
     return ghn3
 
 
