@@ -215,8 +215,10 @@ class _Run:
             # shard's nets, is then back-propagated once. The gradients are those of one backward
             # of (sum_m loss_m) / M, bit for bit: the loss-side nodes run before any GHN node there
             # too, and each predicted tensor receives the same two terms (net, regulariser).
+            # The metrics stay on the device until the shard is done: one synchronisation per shard.
             roots: list[torch.Tensor] = []
             root_grads: list[torch.Tensor] = []
+            stats: list[torch.Tensor] = []
             for arch, tensors in zip(archs, predicted):
                 with amp_mod.autocast(self.device, self.amp_dtype):
                     logits = logits_of(functional_call(arch.model, tensors, (x,)))
@@ -224,18 +226,21 @@ class _Run:
                 values = list(tensors.values())
                 reg = torch.stack(torch._foreach_norm(values)).sum()  # = sum of t.norm(), one call
                 loss = (ce + config.regulariser * reg) / m_global
-                sums["ce"] += float(ce.detach())
-                sums["reg"] += float(reg.detach())
-                sums["correct"] += float((logits.argmax(1) == y).sum())
-                sums["seen"] += len(y)
-                if not bool(torch.isfinite(loss.detach())):
-                    sums["ce"] = math.nan  # every rank learns it below and stops together
-                    break
+                stats.append(torch.stack((ce.detach(), reg.detach(), loss.detach(),
+                                          (logits.argmax(1) == y).sum().float())).double())
                 grads = torch.autograd.grad(self.scaler.scale(loss) if self.scaler is not None else loss, values,
                                             allow_unused=True)
                 roots.extend(v for v, g in zip(values, grads) if g is not None)
                 root_grads.extend(g for g in grads if g is not None)
-            if not math.isfinite(sums["ce"]):
+            finite = True
+            for ce_value, reg_value, loss_value, correct in torch.stack(stats).tolist():  # float32 values, exact
+                sums["ce"] += ce_value
+                sums["reg"] += reg_value
+                sums["correct"] += correct
+                sums["seen"] += len(y)
+                finite = finite and math.isfinite(loss_value)
+            if not finite:
+                sums["ce"] = math.nan  # every rank learns it below and stops together (no optimiser step)
                 break
             if roots:
                 torch.autograd.backward(roots, root_grads)
