@@ -17,6 +17,46 @@ from ghnctl.training.errors import DataError
 NAMED_SETS = ("cifar10", "cifar100")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
+# ``on_progress(phase, done, total)``: how far a slow one-time phase of loading the data has got.
+OnProgress = Callable[[str, int, int], None]
+# The phases and what they count (``done`` of ``total``): the bytes of an archive read while its
+# members are checked, the archive members written, the class folders scanned (train/, then val/).
+PHASE_READ = "read"
+PHASE_EXTRACT = "extract"
+PHASE_SCAN = "scan"
+
+
+class Progress:
+    """Reports one phase to an ``OnProgress`` callback, at most about ``updates`` times.
+
+    A phase can count a hundred thousand items; a callback per item would cost more than the work
+    when it redraws a progress bar, so calls are thinned out. The first call says ``(0, total)``
+    and the last one ``(total, total)``; ``done`` never decreases.
+    """
+
+    def __init__(self, callback: OnProgress | None, phase: str, total: int, updates: int = 200) -> None:
+        self.callback = callback
+        self.phase = phase
+        self.total = total
+        self.step = max(1, -(-total // updates))  # ceil: at most `updates` steps
+        self.next = 0
+        self.done = 0
+        self.reported: int | None = None
+        self.advance(0)
+
+    def advance(self, done: int) -> None:
+        """``done`` items so far: reported when it reached the next step, or the total."""
+        self.done = done
+        if done >= self.next or done == self.total:
+            if self.callback is not None and done != self.reported:
+                self.callback(self.phase, done, self.total)
+                self.reported = done
+            self.next = (done // self.step + 1) * self.step
+
+    def finish(self) -> None:
+        """Report the end of the phase (nothing new when the last ``advance`` already did)."""
+        self.advance(self.total)
+
 
 class ImageSet:
     """Labelled images, either files (an ImageFolder tree) or a uint8 NHWC array (torchvision CIFAR).
@@ -75,8 +115,14 @@ def find_tree_root(path: Path) -> Path | None:
     return None
 
 
-def load_tree(path: Path, notes: list[str]) -> tuple[ImageSet, ImageSet | None, Path, str]:
-    """``(train, val or None, root, val_source)`` of the tree at ``path``; ``val/`` wins over ``test/``."""
+def load_tree(
+    path: Path, notes: list[str], on_progress: OnProgress | None = None
+) -> tuple[ImageSet, ImageSet | None, Path, str]:
+    """``(train, val or None, root, val_source)`` of the tree at ``path``; ``val/`` wins over ``test/``.
+
+    ``on_progress`` hears ``(PHASE_SCAN, class folders scanned, class folders to scan)``, counting
+    the class folders of train/ and then of the validation folder.
+    """
     root = find_tree_root(path)
     if root is None:
         raise DataError(
@@ -86,27 +132,33 @@ def load_tree(path: Path, notes: list[str]) -> tuple[ImageSet, ImageSet | None, 
     classes = _class_folders(root / "train")
     if not classes:
         raise DataError(f"{str(root / 'train')!r} has no class folders", hint="expected train/<class>/<image>")
-    train = scan_folder(root / "train", classes)
+    # val/ first: a test/ split should stay untouched when both exist.
+    split = next((name for name in ("val", "test") if (root / name).is_dir()), None)
+    progress = Progress(on_progress, PHASE_SCAN, len(classes) * (2 if split else 1))
+    train = scan_folder(root / "train", classes, progress)
     if len(train) == 0:
         raise DataError(f"no image files under {str(root / 'train')!r}", hint=f"extensions: {_ext_list()}")
-    empty = [c for i, c in enumerate(classes) if not np.any(train.targets == i)]
+    # One count per class in one pass: a comparison per class would cost files x classes.
+    counts = np.bincount(train.targets, minlength=len(classes))
+    empty = [c for c, count in zip(classes, counts) if count == 0]
     if empty:
         notes.append(f"class folder(s) without images: {', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}")
-    for split in ("val", "test"):  # val/ first: a test/ split should stay untouched when both exist
-        split_dir = root / split
-        if split_dir.is_dir():
-            return train, _load_split(split_dir, split, classes), root, split
-    return train, None, root, "split"
+    if split is None:
+        progress.finish()
+        return train, None, root, "split"
+    val = _load_split(root / split, split, classes, progress)
+    progress.finish()
+    return train, val, root, split
 
 
-def _load_split(split_dir: Path, split: str, classes: list[str]) -> ImageSet:
+def _load_split(split_dir: Path, split: str, classes: list[str], progress: Progress | None = None) -> ImageSet:
     unknown = sorted(set(_class_folders(split_dir)) - set(classes))
     if unknown:
         raise DataError(
             f"{split}/ has classes that train/ does not: {', '.join(unknown[:5])}",
             hint="the class folders of train/ and val/ (or test/) must match",
         )
-    images = scan_folder(split_dir, classes)
+    images = scan_folder(split_dir, classes, progress)
     if len(images) == 0:
         raise DataError(
             f"no image files under {str(split_dir)!r}",
@@ -116,16 +168,24 @@ def _load_split(split_dir: Path, split: str, classes: list[str]) -> ImageSet:
 
 
 def _class_folders(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # scandir's entries know their type from the listing itself: no stat call per class folder.
+    with os.scandir(directory) as entries:
+        return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
 
 
-def scan_folder(directory: Path, classes: Sequence[str]) -> ImageSet:
-    """Image files under ``directory/<class>/`` (recursively, sorted) labelled by class index."""
+def scan_folder(directory: Path, classes: Sequence[str], progress: Progress | None = None) -> ImageSet:
+    """Image files under ``directory/<class>/`` (recursively, sorted) labelled by class index.
+
+    ``progress`` is advanced by one per class folder (whether it exists or not).
+    """
     paths: list[str] = []
     targets: list[int] = []
+    start = progress.done if progress is not None else 0
     for index, name in enumerate(classes):
-        class_dir = directory / name
-        if not class_dir.is_dir():
+        if progress is not None:
+            progress.advance(start + index)
+        class_dir = os.path.join(directory, name)
+        if not os.path.isdir(class_dir):
             continue
         for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -134,6 +194,8 @@ def scan_folder(directory: Path, classes: Sequence[str]) -> ImageSet:
                     continue
                 paths.append(os.path.join(dirpath, filename))
                 targets.append(index)
+    if progress is not None:
+        progress.advance(start + len(classes))
     return ImageSet(paths, targets, classes)
 
 
@@ -146,16 +208,21 @@ def _ext_list() -> str:
 
 
 def load_named(
-    name: str, data_dir: Path, offline: bool, status: Callable[[str], None], notes: list[str]
+    name: str,
+    data_dir: Path,
+    offline: bool,
+    status: Callable[[str], None],
+    notes: list[str],
+    on_progress: OnProgress | None = None,
 ) -> tuple[ImageSet, ImageSet | None, Path, str, str]:
     """``cifar10``/``cifar100``: a tree in ``data_dir/<name>`` if there is one, else torchvision's
     files in ``data_dir``, downloaded unless ``offline`` (or ``GHNCTL_OFFLINE``).
 
-    Returns ``(train, val, root, kind, val_source)``.
+    Returns ``(train, val, root, kind, val_source)``. ``on_progress`` hears the scan of a tree.
     """
     tree = data_dir / name
     if (tree / "train").is_dir():
-        train, val, root, val_source = load_tree(tree, notes)
+        train, val, root, val_source = load_tree(tree, notes, on_progress)
         return train, val, root, "folder", val_source
 
     import torchvision
