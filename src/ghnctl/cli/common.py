@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -41,3 +43,25 @@ def option_values(ctx: typer.Context) -> tuple[dict[str, Any], frozenset[str]]:
         if (source := ctx.get_parameter_source(name)) is not None and source.name in _GIVEN_SOURCES
     )
     return values, given
+
+
+_PHASES = {"read": "reading the archive (bytes)", "extract": "extracting images", "scan": "scanning class folders"}
+
+
+@contextlib.contextmanager
+def data_progress(output: Output, message: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress display for ``load_data(on_progress=...)``: one bar per slow phase (archive read,
+    extraction, folder scan), on stderr, gone when loading ends."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(message + " {task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=output.console, transient=True)
+    tasks: dict[str, Any] = {}
+
+    def on_progress(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = progress.add_task(_PHASES.get(phase, phase), total=total)
+        progress.update(tasks[phase], completed=done, total=total)
+
+    with progress:
+        yield on_progress

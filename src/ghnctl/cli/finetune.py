@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ghnctl.cli.common import load_model, option_values
+from ghnctl.cli.common import data_progress, load_model, option_values
 from ghnctl.cli.options import (
     DEFAULT_DEVICE,
     DEFAULT_GHN,
@@ -175,8 +175,8 @@ def finetune(
 
     from ghnctl.training import data as data_mod
 
-    with output.status(f"loading data {plan.data.source} ..."):
-        bundle = data_mod.load_data(plan.data, on_status=output.note, offline=offline)
+    with data_progress(output, f"loading data {plan.data.source}:") as on_progress:
+        bundle = data_mod.load_data(plan.data, on_status=output.note, offline=offline, on_progress=on_progress)
     spec = load_model(output, plan.model, bundle.num_classes, bundle.info.image_size, seed=plan.config.seed)
     meta = {
         "model": plan.model,

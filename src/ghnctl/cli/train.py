@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ghnctl.cli.common import option_values
+from ghnctl.cli.common import data_progress, option_values
 from ghnctl.cli.options import (
     DEFAULT_DEVICE,
     DEFAULT_SEED,
@@ -130,8 +130,9 @@ def train_command(
         device = dist.device_for(env, "cuda")
     from ghnctl.training.data import load_data
 
-    with output.status(f"loading data {data_config.source} ..."):
-        bundle = load_data(data_config, on_status=None if quiet else output.note, offline=offline)
+    with data_progress(output, f"loading data {data_config.source}:") as on_progress:
+        bundle = load_data(data_config, on_status=None if quiet else output.note, offline=offline,
+                           on_progress=None if quiet else on_progress)
     try:
         _run(output, train_config, bundle, out, device, resume, quiet)
     finally:
