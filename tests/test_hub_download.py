@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ghnctl.builtin import builtin_path
 from ghnctl.errors import ChecksumMismatch, Offline
 from ghnctl.ghn import checkpoint as ckpt_module
 from ghnctl.hub import DownloadError, DownloadPolicy, Target, cache, list_partial, lookup, pull, resolve_ghn
@@ -24,6 +25,7 @@ from ghnctl.hub import download as download_module
 from ghnctl.hub import store as store_module
 from ghnctl.hub.hints import option_file_hint
 from ghnctl.hub.registry import HF_REPO
+from ghnctl.hub.resolve import BuiltinGhnWarning
 from test_hub_server import Fault, HubServer, make_ghn_bytes
 
 FAST = DownloadPolicy(
@@ -390,9 +392,10 @@ def test_offline_without_cache_is_one_clear_error(cache_dir, server, monkeypatch
     text = str(info.value)
     assert "ghn3tm8" in text and "ghnctl pull ghn3tm8" in text and "path of a checkpoint file" in text
     assert "\n" not in text
-    with pytest.raises(Offline, match="no official GHN-3 is in the cache") as info:
-        resolve_ghn("auto", offline=offline)
-    assert "ghnctl pull ghn3xlm16" in str(info.value)
+    # auto is the one spec that falls back: to the shipped GHN, saying so (here as a warning)
+    with pytest.warns(BuiltinGhnWarning, match="offline mode is on: using the built-in ghnctl-c10") as record:
+        assert resolve_ghn("auto", offline=offline) == builtin_path("ghnctl-c10")
+    assert "ghnctl pull ghn3xlm16" in str(record[0].message)
     assert server.log == []
     assert_nothing_trusted(cache_dir)
 

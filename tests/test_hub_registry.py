@@ -12,8 +12,10 @@ from ghnctl.hub import REGISTRY, get_entry, resolve_ghn
 from ghnctl.hub.registry import AUTO_DOWNLOAD, AUTO_PREFERENCE, HF_REVISION, registry_name
 
 
-def test_registry_has_the_official_ghns() -> None:
-    assert set(REGISTRY) == {"ghn3tm8", "ghn3sm8", "ghn3lm8", "ghn3xlm16", "ghn2_cifar10", "ghn2_imagenet"}
+def test_registry_has_the_official_ghns_and_the_builtin_one() -> None:
+    official = {"ghn3tm8", "ghn3sm8", "ghn3lm8", "ghn3xlm16", "ghn2_cifar10", "ghn2_imagenet"}
+    assert set(REGISTRY) == official | {"ghnctl-c10"}
+    assert not any(REGISTRY[name].builtin for name in official) and REGISTRY["ghnctl-c10"].builtin
     xl = REGISTRY["ghn3xlm16"]
     assert (xl.arch.hid, xl.arch.layers, xl.arch.heads, xl.arch.max_shape) == (384, 24, 16, (384, 384, 16, 16))
     assert xl.params == 654_365_184 and REGISTRY["ghn3tm8"].params == 6_906_632

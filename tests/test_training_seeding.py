@@ -66,3 +66,17 @@ def test_derived_seeds_are_stable_and_independent() -> None:
     assert 0 <= a < 2**63
     others = {derive_seed("ghnctl-epoch", 0, 2), derive_seed("ghnctl-epoch", 1, 1), derive_seed("ghnctl-shard", 0, 1)}
     assert a not in others and len(others) == 3
+
+
+def test_eval_subset_is_a_uniform_draw_not_the_first_images() -> None:
+    """A stratified validation split is stored class by class: the first 500 of CIFAR-10's 5,000
+    are one class. Zero-shot evaluation (train) and bench score on a seeded draw over all of it."""
+    from ghnctl.training.seeding import eval_subset
+
+    labels = [i // 500 for i in range(5000)]  # 10 classes, stored in order
+    picked = eval_subset(5000, 500, split_seed=0)
+    assert len(picked) == len(set(picked)) == 500 and picked == sorted(picked)
+    counts = [sum(1 for i in picked if labels[i] == c) for c in range(10)]
+    assert min(counts) >= 25 and max(counts) <= 80  # every class, near 50 each
+    assert eval_subset(5000, 500, split_seed=0) == picked != eval_subset(5000, 500, split_seed=1)
+    assert eval_subset(300, 500, split_seed=0) == list(range(300))

@@ -132,6 +132,7 @@ def apply_init(
     predictor: Predictor | None = None,
     ghn_num_classes: int | None = None,
     ghn_path: Path | None = None,
+    image_size: int | None = None,
 ) -> InitReport:
     """Initialise ``model`` (on the CPU) in place according to ``spec``.
 
@@ -139,7 +140,8 @@ def apply_init(
     resolved, e.g. by the CLI with download feedback), loaded with ``ghnctl.load_ghn``.
     ``predictor``/``ghn_num_classes`` replace the GHN engine (tests): it runs under a forked,
     seeded global RNG, then the same perturbations are applied. Either way the result is
-    reproducible from ``seed`` and the caller's RNG is untouched.
+    reproducible from ``seed`` and the caller's RNG is untouched. ``image_size`` (the data's) adds
+    a note when the GHN was trained on another size.
     """
     report = InitReport(init=spec.to_dict())
     if spec.kind == "random":
@@ -151,9 +153,9 @@ def apply_init(
 
     ghn = None
     if predictor is None:
-        from ghnctl.loader import load_ghn
+        from ghnctl.loader import load_ghn, load_resolved
 
-        ghn = load_ghn(ghn_path or spec.ghn)
+        ghn = load_resolved(spec.ghn, ghn_path) if ghn_path is not None else load_ghn(spec.ghn)
         ghn_num_classes = ghn.config.num_classes
     predict_classifier = ghn_num_classes is None or ghn_num_classes == num_classes
     report.ghn_num_classes = ghn_num_classes
@@ -173,6 +175,10 @@ def apply_init(
         report.predicted = len(result.report.predicted)
         report.unpredicted = [p.name for p in result.report.unpredicted]
         report.notes.extend(result.report.warnings)
+        from ghnctl.fit import fit_notes
+
+        report.notes.extend(fit_notes(ghn.source.name, ghn.config.num_classes, ghn.source.trained_image_size,
+                                      type(model).__name__, None, image_size))
         report.noised, report.orthogonalized = result.noised, result.orthogonalized
         return report
     predict_into(model, predictor, predict_classifier, seed)

@@ -19,25 +19,45 @@ if TYPE_CHECKING:
 
 def load_ghn(spec: str | os.PathLike[str] = "auto", *, device: str | torch.device = "cpu",
              offline: bool | None = None, on_progress: Callable[..., Any] | None = None,
-             on_download: Callable[..., Any] | None = None) -> GHN:
-    """A GHN from a registry name (``ghn3tm8``), ``auto``, an http(s) URL or a checkpoint file.
+             on_download: Callable[..., Any] | None = None,
+             on_notice: Callable[[str], None] | None = None) -> GHN:
+    """A GHN from a registry name (``ghn3tm8``, the built-in ``ghnctl-c10``), ``auto``, an http(s)
+    URL or a checkpoint file.
 
     Names and URLs are downloaded once into the cache (``ghnctl.hub.resolve_ghn``; ``offline``
-    defaults to ``GHNCTL_OFFLINE``). ``ghn.source`` records the name and the file.
+    defaults to ``GHNCTL_OFFLINE``); ``auto`` without an official GHN and without network takes the
+    built-in GHN and says so through ``on_notice`` (else a ``BuiltinGhnWarning``). ``ghn.source``
+    records the name and the file.
     """
-    from .ghn.model import load_ghn as load_ghn_file
     from .hub import resolve_ghn
 
-    path = resolve_ghn(spec, offline=offline, on_progress=on_progress, on_download=on_download)
-    return load_ghn_file(path, device=device, name=ghn_name(os.fspath(spec), path))
+    path = resolve_ghn(spec, offline=offline, on_progress=on_progress, on_download=on_download,
+                       on_notice=on_notice)
+    return load_resolved(os.fspath(spec), path, device=device)
+
+
+def load_resolved(spec: str, path: Path, *, device: str | torch.device = "cpu") -> GHN:
+    """Load the file ``spec`` resolved to, named after ``spec``, with what the registry knows and an
+    official file does not say (the image size it was trained on)."""
+    from .ghn.model import load_ghn as load_ghn_file
+    from .hub.registry import REGISTRY
+
+    ghn = load_ghn_file(path, device=device, name=ghn_name(spec, path))
+    entry = REGISTRY.get(ghn.source.name)
+    if entry is not None and ghn.source.trained_image_size is None:
+        ghn.source.trained_image_size = entry.arch.image_size
+    return ghn
 
 
 def ghn_name(spec: str, path: Path) -> str:
     """A short name for the GHN ``spec`` resolved to ``path``: the registry name when there is one."""
+    from .builtin import builtin_path
     from .hub import lookup
-    from .hub.registry import AUTO_PREFERENCE, registry_name
+    from .hub.registry import AUTO_FALLBACK, AUTO_PREFERENCE, registry_name
 
     if spec == "auto":
+        if path == builtin_path(AUTO_FALLBACK):
+            return AUTO_FALLBACK
         for name in AUTO_PREFERENCE:
             hit = lookup(name)
             if hit is not None and hit.path == path:

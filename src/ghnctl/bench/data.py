@@ -10,7 +10,7 @@ import numpy as np
 
 from ghnctl.errors import UsageError
 from ghnctl.training.data import DataBundle
-from ghnctl.training.seeding import derive_seed
+from ghnctl.training.seeding import eval_subset
 
 
 def limit_eval_images(bundle: DataBundle, n: int | None) -> tuple[DataBundle, str]:
@@ -24,8 +24,7 @@ def limit_eval_images(bundle: DataBundle, n: int | None) -> tuple[DataBundle, st
         return bundle, info.describe_val()
     if n < 1:
         raise UsageError(f"--eval-images must be at least 1, got {n}")
-    rng = np.random.default_rng(derive_seed("ghnctl-bench-eval", info.split_seed))
-    picked = np.sort(rng.permutation(len(bundle.val))[:n])
+    picked = np.asarray(eval_subset(len(bundle.val), n, info.split_seed))
     line = f"{info.describe_val()}; scored on {n:,} of them, drawn with split seed {info.split_seed}"
     return replace(bundle, val=bundle.val.subset(picked), info=replace(info, n_val=n)), line
 

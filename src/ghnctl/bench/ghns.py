@@ -51,10 +51,9 @@ class GhnCache:
             from ghnctl.loader import load_ghn
 
             return load_ghn(spec, device=self.device)
-        from ghnctl.ghn.model import load_ghn as load_ghn_file
-        from ghnctl.loader import ghn_name
+        from ghnctl.loader import load_resolved
 
-        return load_ghn_file(path, device=self.device, name=ghn_name(spec, path))
+        return load_resolved(spec, path, device=self.device)
 
 
 def normalise_ghn_grid(config: object, archs_hint: str) -> None:

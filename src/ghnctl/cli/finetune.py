@@ -291,7 +291,8 @@ def _initialise(
         "file": f"loading {init.path} ...",
     }.get(init.kind, "initialising ...")
     with output.status(message):
-        report = apply_init(model, init, bundle.num_classes, seed=seed, ghn_path=ghn_path)
+        report = apply_init(model, init, bundle.num_classes, seed=seed, ghn_path=ghn_path,
+                            image_size=bundle.info.image_size)
     if ghn_path is not None:
         report.init["ghn_file"] = str(ghn_path)
     return report

@@ -173,6 +173,7 @@ def resolve_ghn_cli(output: Output, spec: str, *, offline: bool = False, option:
             on_progress=progress,
             on_download=announce_download(output, auto=spec == "auto"),
             file_hint=option_file_hint(option),
+            on_notice=output.warn,
         )
 
 
@@ -191,7 +192,13 @@ def ghn_list_command(json_out: JsonOut = False, _debug: Debug = False) -> None:
     rows = []
     for entry in REGISTRY.values():
         hit = lookup(entry.name)
-        rows.append({**entry.to_dict(), "cached": hit is not None, "cached_path": hit.path if hit else None})
+        if entry.builtin:
+            from ghnctl.builtin import builtin_path
+
+            rows.append({**entry.to_dict(), "cached": True, "builtin": True, "cached_path": builtin_path(entry.name)})
+            continue
+        rows.append({**entry.to_dict(), "cached": hit is not None, "builtin": False,
+                     "cached_path": hit.path if hit else None})
     data = {"cache_dir": cache_path(), "ghns": rows}
 
     def render(out: Output) -> None:
@@ -212,11 +219,11 @@ def ghn_list_command(json_out: JsonOut = False, _debug: Debug = False) -> None:
                 str(row["config"]["num_classes"]),
                 params,
                 size,
-                "[green]yes[/]" if row["cached"] else "-",
+                "[green]built in[/]" if row["builtin"] else "[green]yes[/]" if row["cached"] else "-",
                 row["licence"],
             )
         out.console.print(table)
-        out.note(f"cache: {data['cache_dir']}; download one with `ghnctl pull NAME`")
+        out.note(f"cache: {data['cache_dir']}; download one with `ghnctl pull NAME` (built-in GHNs need no download)")
 
     Output(json_out).result(data, render)
 
@@ -233,8 +240,13 @@ def pull_command(
     _debug: Debug = False,
 ) -> None:
     from ghnctl.hub import pull
+    from ghnctl.hub.registry import REGISTRY, registry_name
 
     output = Output(json_out)
+    key = registry_name(name)
+    if key is not None and REGISTRY[key].builtin:
+        _pull_builtin(output, key)
+        return
     with DownloadProgress(output) as progress:
         # No file_hint: `pull` takes no file, so its error hints must not offer one.
         cached, downloaded = pull(
@@ -255,6 +267,18 @@ def pull_command(
         out.note(f"sha256 {cached.sha256} ({_SHA_SOURCE.get(cached.sha256_source, cached.sha256_source)})")
 
     output.result(data, render)
+
+
+def _pull_builtin(output: Output, name: str) -> None:
+    """``ghnctl pull`` of a built-in GHN: nothing to download; say where it is."""
+    from ghnctl.builtin import builtin_path
+    from ghnctl.hub.registry import REGISTRY
+
+    entry = REGISTRY[name]
+    path = builtin_path(name)
+    data = {**entry.to_dict(), "path": path, "downloaded": False, "builtin": True}
+    output.result(data, lambda out: out.console.print(
+        f"[bold]{name}[/] is built into ghnctl: nothing to download ({human_size(path.stat().st_size)}) -> {path}"))
 
 
 _SHA_SOURCE = {

@@ -68,6 +68,7 @@ class _Result:
     report: PredictionReport
     timings: dict[str, float]
     stats: list[Any] = field(default_factory=list)
+    fit: list[str] = field(default_factory=list)  # what the GHN's training means for this model
 
 
 def predict_command(
@@ -104,11 +105,10 @@ def predict_command(
 
     ghn_path = resolve_ghn_cli(output, ghn, offline=offline)
     with output.status(f"loading GHN {ghn_path.name} ..."):
-        from ghnctl.ghn import load_ghn
-        from ghnctl.loader import ghn_name
+        from ghnctl.loader import load_resolved
 
         t0 = time.perf_counter()
-        net = load_ghn(ghn_path, device=dev, name=ghn_name(ghn, ghn_path))
+        net = load_resolved(ghn, ghn_path, device=dev)
         load_s = time.perf_counter() - t0
         ghn_sha = net.source.sha256
 
@@ -157,6 +157,7 @@ def _device(name: str) -> str:
 def _predict_one(output: Output, net: Any, spec_text: str, path: Path, num_classes: int | None,
                  image_size: int | None, seed: int, noise: float, stats: bool, force: bool, device: str) -> _Result:
     from ghnctl import io
+    from ghnctl.fit import fit_notes
     from ghnctl.graph import build_graph
     from ghnctl.predict import init_model
 
@@ -169,6 +170,8 @@ def _predict_one(output: Output, net: Any, spec_text: str, path: Path, num_class
     with output.status(f"predicting {spec.arch} with {net.source.name} ..."):
         result = init_model(net, model, graph, seed=seed, noise=noise)
     report = result.report
+    fit = fit_notes(net.source.name, net.config.num_classes, net.source.trained_image_size, spec.arch,
+                    spec.num_classes, spec.image_size)
     layer_stats = []
     if stats:
         from ghnctl.stats import activation_stats
@@ -188,7 +191,7 @@ def _predict_one(output: Output, net: Any, spec_text: str, path: Path, num_class
         save_s = time.perf_counter() - t0
     timings = {"graph": graph_s, "ghn_forward": report.timings.get("forward", 0.0),
                "assign": report.timings.get("assign", 0.0), "save": save_s}
-    return _Result(spec, path, report, timings, layer_stats)
+    return _Result(spec, path, report, timings, layer_stats, fit)
 
 
 def _result_json(r: _Result) -> dict[str, Any]:
@@ -207,7 +210,7 @@ def _result_json(r: _Result) -> dict[str, Any]:
         "total_norm": rep.total_norm,
         "groups": rep.groups,
         "timings": r.timings,
-        "warnings": list(rep.warnings),
+        "warnings": list(rep.warnings) + r.fit,
         "activation_stats": [s.to_dict() for s in r.stats] if r.stats else None,
     }
 

@@ -351,6 +351,7 @@ _SAFETENSORS_FORMAT = "ghnctl-ghn"
 _META_FORMAT = "format"
 _META_CONFIG = "ghn_config"
 _META_VERSION = "format_version"
+_META_IMAGE_SIZE = "trained_image_size"  # written by `ghnctl train`: the image size the GHN saw
 
 # Compressed joblib dumps: magic -> (kind, a fresh incremental decompressor).
 _DECOMPRESSORS: tuple[tuple[bytes, str, Callable[[], Any]], ...] = (
@@ -516,11 +517,15 @@ def to_official_layout(state_dict: Mapping[str, torch.Tensor], config: GhnConfig
 # ghnctl's own format
 
 def save_ghn(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], config: GhnConfig,
-             *, force: bool = False) -> Path:
-    """Save a GHN as safetensors (ghnctl layout) with its config as JSON metadata, atomically."""
+             *, force: bool = False, trained_image_size: int | None = None) -> Path:
+    """Save a GHN as safetensors (ghnctl layout) with its config as JSON metadata, atomically.
+    ``trained_image_size``: the image size it was trained on, when known (read back into
+    ``Checkpoint.extra["trained_image_size"]``)."""
     from ..io import save_safetensors_atomic
 
     metadata = {_META_FORMAT: _SAFETENSORS_FORMAT, _META_VERSION: "1", _META_CONFIG: config.to_json()}
+    if trained_image_size is not None:
+        metadata[_META_IMAGE_SIZE] = str(int(trained_image_size))
     return save_safetensors_atomic(state_dict, path, metadata=metadata, force=force)
 
 
@@ -548,7 +553,14 @@ def _read_safetensors(path: Path) -> Checkpoint:
         config = GhnConfig.from_json(metadata[_META_CONFIG])
     except ValueError as exc:
         raise CheckpointError(f"invalid GHN config in {str(path)!r}: {exc}") from None
-    return Checkpoint(tensors, config, "safetensors", {})
+    extra: dict[str, Any] = {}
+    size = metadata.get(_META_IMAGE_SIZE)
+    if size is not None:
+        if not (size.isdigit() and 0 < int(size) <= 100_000):
+            raise CheckpointError(f"invalid {_META_IMAGE_SIZE} {excerpt(size)} in {str(path)!r}: expected a "
+                                  f"positive integer")
+        extra["trained_image_size"] = int(size)
+    return Checkpoint(tensors, config, "safetensors", extra)
 
 
 def _looks_like_safetensors(head: bytes) -> bool:

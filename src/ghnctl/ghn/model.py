@@ -42,6 +42,7 @@ class GhnSource:
     name: str
     path: Path | None = None
     _sha256: str | None = field(default=None, repr=False)
+    trained_image_size: int | None = None  # when the file or the registry says (None: unknown)
 
     @property
     def sha256(self) -> str:
@@ -185,7 +186,8 @@ def load_ghn(path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
                                    "through ghnctl.load_ghn")
     checkpoint = read_checkpoint(file)
     ghn = ghn_from_state_dict(checkpoint.state_dict, checkpoint.config, device=device)
-    ghn.source = GhnSource(name=name or file.name, path=file)
+    ghn.source = GhnSource(name=name or file.name, path=file,
+                           trained_image_size=checkpoint.extra.get("trained_image_size"))
     return ghn
 
 

@@ -64,6 +64,15 @@ class DownloadError(GhnctlError):
     """A download failed: not found, refused, timed out, too slow, truncated, too big, or the disk is full."""
 
 
+class Unreachable(DownloadError):
+    """The host could not be reached at all (no network, name not resolved, connection refused):
+    ``reason`` says which. ``--ghn auto`` falls back to the built-in GHN on this one only."""
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class DownloadEvent:
     """A progress report. ``done``/``total`` are bytes (``total`` None when unknown).
@@ -388,7 +397,8 @@ def _get(run: _Run, url: str, headers: dict[str, str]) -> requests.Response:
             raise cut from None
         reason = neterrors.unreachable(exc)
         if reason is not None:  # retrying cannot help: say so now rather than after the backoff
-            raise run.fail(reason, hint=hints.unreachable(run.target.pull_spec, run.file_hint)) from None
+            failed = run.fail(reason, hint=hints.unreachable(run.target.pull_spec, run.file_hint))
+            raise Unreachable(failed.message, reason=reason, hint=failed.hint) from None
         reason = neterrors.untrusted(exc)
         if reason is not None:
             raise run.fail(reason, hint=hints.untrusted_certificate()) from None

@@ -29,11 +29,13 @@ PPUDA_REPO = "facebookresearch/ppuda"
 PPUDA_REVISION = "main"
 GITHUB_RAW_URL = "https://raw.githubusercontent.com"
 
-Source = Literal["huggingface", "github"]
+Source = Literal["huggingface", "github", "builtin"]
 
 # Order of preference for ``--ghn auto``: best first.
 AUTO_PREFERENCE = ("ghn3xlm16", "ghn3lm8", "ghn3sm8", "ghn3tm8")
 AUTO_DOWNLOAD = "ghn3xlm16"
+# What ``--ghn auto`` uses with no official GHN-3 cached and no network (or offline mode): shipped.
+AUTO_FALLBACK = "ghnctl-c10"
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,11 @@ class GhnArch:
     max_shape: tuple[int, int, int, int]
     num_classes: int
     is_ghn2: bool = False
+    image_size: int | None = None  # the image size it was trained on
 
     def to_dict(self) -> dict[str, object]:
         return {
+            "image_size": self.image_size,
             "hid": self.hid,
             "layers": self.layers,
             "heads": self.heads,
@@ -90,8 +94,16 @@ class RegistryEntry:
             return self.size
         return self.params * 4 if self.params is not None else None
 
+    @property
+    def builtin(self) -> bool:
+        """Shipped inside the package (``ghnctl.builtin``): never downloaded."""
+        return self.source == "builtin"
+
     def url(self, endpoint: str | None = None) -> str:
-        """Where to download the file; ``endpoint`` defaults to ``GHNCTL_HUB_URL`` (read now)."""
+        """Where to download the file; ``endpoint`` defaults to ``GHNCTL_HUB_URL`` (read now).
+        A built-in GHN has no URL: ``builtin:NAME``."""
+        if self.builtin:
+            return f"builtin:{self.name}"
         if endpoint is None and settings.hub_url() != settings.DEFAULT_HUB_URL:
             endpoint = settings.hub_url()
         if endpoint is not None or self.source == "huggingface":
@@ -126,7 +138,7 @@ def _ghn3(name: str, title: str, hid: int, layers: int, heads: int, params: int,
         repo=HF_REPO,
         revision=HF_REVISION,
         path=f"{name}.pt",
-        arch=GhnArch(hid, layers, heads, (hid, hid, 16, 16), 1000),
+        arch=GhnArch(hid, layers, heads, (hid, hid, 16, 16), 1000, image_size=224),
         params=params,
         size=None,
         sha256=None,
@@ -143,12 +155,19 @@ def _ghn2(name: str, title: str, num_classes: int) -> RegistryEntry:
         repo=PPUDA_REPO,
         revision=PPUDA_REVISION,
         path=f"checkpoints/{name}.pt",
-        arch=GhnArch(32, 0, 8, (64, 64, 11, 11), num_classes, is_ghn2=True),
+        arch=GhnArch(32, 0, 8, (64, 64, 11, 11), num_classes, is_ghn2=True,
+                     image_size=32 if num_classes == 10 else 224),
         params=None,
         size=None,
         sha256=None,
         licence="MIT",
     )
+
+
+def _builtin(name: str, title: str, arch: GhnArch, params: int, size: int, sha256: str, note: str) -> RegistryEntry:
+    return RegistryEntry(name=name, title=title, source="builtin", repo="ghnctl", revision="package",
+                         path=f"{name}.safetensors", arch=arch, params=params, size=size, sha256=sha256,
+                         licence="MIT", note=note)
 
 
 # Parameter counts: the official README / notebook (XL), or the official class built with that
@@ -160,6 +179,8 @@ _ENTRIES = (
     _ghn3("ghn3xlm16", "GHN-3-XL/m16", 384, 24, 16, 654_365_184),
     _ghn2("ghn2_cifar10", "GHN-2 CIFAR-10", 10),
     _ghn2("ghn2_imagenet", "GHN-2 ImageNet", 1000),
+    # Shipped in the package. tools/ship_builtin.py rewrites this line; tests check it against the file.
+    _builtin("ghnctl-c10", "ghnctl CIFAR-10", GhnArch(32, 2, 8, (64, 64, 11, 11), 10, image_size=32), 1686564, 6750864, "d54f4ce9ddeba5d7bd5aa8cdff296c68cc6568701def928d5107485b32f5781c", "trained with ghnctl train on CIFAR-10 at 32x32; see docs/builtin-ghn.md"),  # noqa: E501
 )
 
 REGISTRY: dict[str, RegistryEntry] = {e.name: e for e in _ENTRIES}

@@ -95,3 +95,18 @@ def restore_rng(state: RngState) -> None:
             torch.cuda.set_rng_state(cuda_state, index)
     random.setstate(state.python)
     np.random.set_state(state.numpy)
+
+
+def eval_subset(total: int, n: int, split_seed: int) -> list[int]:
+    """``n`` of ``total`` validation indices, drawn uniformly with the data's split seed, in order.
+
+    Not the first ``n``: a stratified split stores its images class by class, so the first 500 of
+    CIFAR-10's validation images are nearly all one class. ``bench`` and ``train``'s zero-shot
+    evaluations score on the same subset for the same data.
+    """
+    import numpy as np
+
+    if n >= total:
+        return list(range(total))
+    rng = np.random.default_rng(derive_seed("ghnctl-bench-eval", split_seed))
+    return np.sort(rng.permutation(total)[:n]).tolist()

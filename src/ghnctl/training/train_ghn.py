@@ -41,6 +41,7 @@ from ghnctl.training.data import DataBundle
 from ghnctl.training.evaluate import evaluate, logits_of
 from ghnctl.training.loaders import EpochSampler, EvalView, TrainView, collate
 from ghnctl.training.optim import build_scheduler, default_warmup
+from ghnctl.training.seeding import eval_subset
 from ghnctl.training.state import Position, TrainingParts, load_state, read_state, save_state
 from ghnctl.training.train_config import TrainConfig
 from ghnctl.training.transforms import Normalizer
@@ -288,7 +289,9 @@ class _Run:
         if self.eval_pool is None:
             return {}
         n = min(self.config.eval_images, len(self.bundle.val))
-        subset = torch.utils.data.Subset(EvalView(self.bundle.val, self.bundle.eval_transform), range(n))
+        # A uniform draw, not the first n: the validation split is stored class by class.
+        subset = torch.utils.data.Subset(EvalView(self.bundle.val, self.bundle.eval_transform),
+                                         eval_subset(len(self.bundle.val), n, self.bundle.info.split_seed))
         loader = DataLoader(subset, batch_size=256, shuffle=False, collate_fn=collate)
         accuracies = {}
         was = self.ghn.training
@@ -309,7 +312,7 @@ class _Run:
         if self.rank != 0:
             return
         save_ghn(self.out / GHN_FILE, {k: v.detach().cpu() for k, v in self.ghn.state_dict().items()},
-                 self.ghn_config, force=True)
+                 self.ghn_config, force=True, trained_image_size=self.bundle.info.image_size)
         save_state(self.out / STATE_FILE, self.parts, self.position, format=STATE_FORMAT,
                    fields={"config": self.config.to_dict(), "data": self.bundle.config.to_dict(),
                            "ghn_config": self.ghn_config.to_dict(), "history": history[-1000:]})

@@ -1,0 +1,63 @@
+"""Plot a `ghnctl train` run's learning curve (metrics.csv): training loss and accuracy, zero-shot top-1.
+
+Usage::
+
+    python tools/plot_run.py runs/c10/metrics.csv docs/img/builtin-ghn-curve.png [--title TEXT]
+
+Needs matplotlib (the `plot` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("metrics", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--title", default="ghnctl train")
+    parser.add_argument("--smooth", type=int, default=25, help="moving-average window of the training curves")
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(args.metrics.open()))
+    steps = [int(r["step"]) for r in rows]
+
+    def smooth(values: list[float]) -> list[float]:
+        out, window = [], []
+        for v in values:
+            window.append(v)
+            if len(window) > args.smooth:
+                window.pop(0)
+            out.append(sum(window) / len(window))
+        return out
+
+    zs = [(int(r["step"]), float(r["zero_shot_mean"]), float(r["zero_shot_max"])) for r in rows if r["zero_shot_mean"]]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(steps, smooth([float(r["ce"]) for r in rows]), label=f"training CE ({args.smooth}-step mean)")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.legend()
+    ax_acc.plot(steps, smooth([float(r["acc"]) for r in rows]), label="training top-1 (meta-batch)", alpha=0.7)
+    if zs:
+        ax_acc.plot([z[0] for z in zs], [z[1] for z in zs], "o-", label="zero-shot mean, held-out nets")
+        ax_acc.plot([z[0] for z in zs], [z[2] for z in zs], "x:", label="zero-shot max")
+    ax_acc.axhline(10, color="grey", lw=0.8, ls="--", label="chance")
+    ax_acc.set_xlabel("step")
+    ax_acc.set_ylabel("top-1 (%)")
+    ax_acc.legend(fontsize=8)
+    fig.suptitle(args.title)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
