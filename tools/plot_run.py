@@ -20,6 +20,10 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--title", default="ghnctl train")
     parser.add_argument("--smooth", type=int, default=25, help="moving-average window of the training curves")
+    parser.add_argument("--skip-logged-zero-shot", action="store_true",
+                        help="leave out the zero-shot columns of metrics.csv (e.g. logged before a fix)")
+    parser.add_argument("--point", action="append", default=[], metavar="STEP:TOP1",
+                        help="a zero-shot mean measured separately (ghnctl bench ghn), drawn as a point")
     args = parser.parse_args()
     import matplotlib
 
@@ -38,7 +42,9 @@ def main() -> None:
             out.append(sum(window) / len(window))
         return out
 
-    zs = [(int(r["step"]), float(r["zero_shot_mean"]), float(r["zero_shot_max"])) for r in rows if r["zero_shot_mean"]]
+    zs = [] if args.skip_logged_zero_shot else [
+        (int(r["step"]), float(r["zero_shot_mean"]), float(r["zero_shot_max"])) for r in rows if r["zero_shot_mean"]]
+    points = [tuple(float(v) for v in p.split(":")) for p in args.point]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     ax_loss.plot(steps, smooth([float(r["ce"]) for r in rows]), label=f"training CE ({args.smooth}-step mean)")
     ax_loss.set_xlabel("step")
@@ -48,6 +54,9 @@ def main() -> None:
     if zs:
         ax_acc.plot([z[0] for z in zs], [z[1] for z in zs], "o-", label="zero-shot mean, held-out nets")
         ax_acc.plot([z[0] for z in zs], [z[2] for z in zs], "x:", label="zero-shot max")
+    if points:
+        ax_acc.plot([p[0] for p in points], [p[1] for p in points], "s", color="C3", ms=8,
+                    label="zero-shot mean, ghnctl bench ghn")
     ax_acc.axhline(10, color="grey", lw=0.8, ls="--", label="chance")
     ax_acc.set_xlabel("step")
     ax_acc.set_ylabel("top-1 (%)")
