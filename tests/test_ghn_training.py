@@ -18,6 +18,7 @@ import torchvision
 from torch import nn
 from torch.func import functional_call
 
+from _tolerance import EPS32, element_tol
 from ghnctl.ghn import GHN, GhnConfig, load_ghn
 from ghnctl.graph import GhnGraph, build_graph
 from ghnctl.predict import predict_parameters
@@ -54,9 +55,14 @@ def test_tensors_with_gradients_equal_the_inference_path(shared_dir: Path) -> No
     tensors = ghn.predict_tensors([net])[0]
     params = dict(reference.named_parameters())
     assert set(tensors) == set(params)  # resnet18: every parameter has a node
+    # Equal up to float32 rounding: with autograd on, oneDNN may pick other matmul/conv kernels (it
+    # does on some x86 CPUs), so the bound is per value, for dot products of the GHN's width.
+    reduction = 8 * ghn.config.hid
     for name, value in tensors.items():
         assert value.requires_grad, name
-        assert torch.equal(value.detach(), params[name].detach()), name
+        expected = params[name].detach()
+        torch.testing.assert_close(value.detach(), expected, rtol=4 * EPS32,
+                                   atol=element_tol(float(expected.abs().max()), reduction), msg=name)
     assert not any(torch.equal(p, params[n]) for n, p in net.named_parameters())  # the model is untouched
 
 
