@@ -49,6 +49,7 @@ def test_an_existing_run_is_not_overwritten(cli: Callable[..., object], workdir:
     (["train", "--out", "nowhere", "--resume"], "no training state", 1),
     (["train", "--data", "d", "--hid", "30", "--heads", "8"], "divisible", 2),
     (["train", "--data", "d", "--meta-batch", "0"], "--meta-batch must be a positive integer", 2),
+    (["train", "--data", "d", "--archs", "deepnets:train,resnet18=many"], "'resnet18=many': the weight", 2),
 ])
 def test_bad_input_is_one_line(cli: Callable[..., object], tmp_path: Path, argv: list[str], message: str, code: int,
                                monkeypatch: pytest.MonkeyPatch) -> None:

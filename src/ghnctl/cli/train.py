@@ -53,6 +53,7 @@ EPILOG = (
     "  ghnctl train --data ../shared/data/cifar10-train-jpg.tar.gz --out runs/c10 --steps 2000\n"
     "  ghnctl train --data cifar10 --out runs/c10 --resume\n"
     "  ghnctl train --data ./images --archs deepnets:train,resnet18 --nproc 2 --out runs/mix\n"
+    "  ghnctl train --data cifar10 --archs deepnets:train,resnet18=1000 --out runs/half-r18\n"
     "  torchrun --nproc_per_node 4 -m ghnctl train --data cifar10 --out runs/c10 --device cuda"
 )
 
@@ -72,7 +73,8 @@ def train_command(
     split_seed: SplitSeed = 0,
     image_size: DataImageSize = None,
     archs: Annotated[str, typer.Option(help="Comma-separated: deepnets:SPLIT (its first --pool nets) and/or "
-                                       "model specs (resnet18, file.py:factory, ...).")] = "deepnets:train",
+                                       "model specs (resnet18, file.py:factory, ...); SPEC=W draws each net of "
+                                       "SPEC W times as often (default 1).")] = "deepnets:train",
     pool: Annotated[int, typer.Option(help="Nets taken from each deepnets:SPLIT in --archs.")] = 1000,
     eval_archs: Annotated[str, typer.Option(help="Held-out architectures for zero-shot evaluation.")] = "deepnets:test",
     eval_n: Annotated[int, typer.Option(help="How many of them (0: no evaluation).")] = 10,

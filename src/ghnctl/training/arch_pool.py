@@ -1,9 +1,10 @@
 """The architectures a GHN trains on (or is evaluated on): specs, built on demand, graphs built once.
 
 A pool entry is a model spec (``deepnets:train/17``, ``resnet18``, ``file.py:factory``, ...).
-``deepnets:SPLIT`` in a list of specs stands for the first ``size`` nets of that split. Graphs and
-prediction plans are the expensive, fixed part of an architecture: they are built the first time
-an architecture is drawn and kept. Models are rebuilt when they fall out of a small cache: their
+``deepnets:SPLIT`` in a list of specs stands for the first ``size`` nets of that split, and
+``SPEC=W`` draws each net of SPEC W times as often as a net of weight 1 (``ghnctl.training.arch_specs``).
+Graphs and prediction plans are the expensive, fixed part of an architecture: they are built the
+first time an architecture is drawn and kept. Models are rebuilt when they fall out of a small cache: their
 weights are never used (``functional_call`` supplies the predicted ones), only their structure,
 buffers and the few parameters a GHN does not predict.
 """
@@ -17,25 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ghnctl.errors import UsageError
 from ghnctl.ghn.decoding import PredictionPlan, plan_prediction
 from ghnctl.training.seeding import derive_seed
-
-DEEPNETS_PREFIX = "deepnets:"
-
-
-def expand_specs(specs: Sequence[str], size: int) -> list[str]:
-    """``deepnets:SPLIT`` -> its first ``size`` nets (``deepnets:SPLIT/0`` ...); others as they are."""
-    out: list[str] = []
-    for spec in specs:
-        spec = spec.strip()
-        if spec.startswith(DEEPNETS_PREFIX) and "/" not in spec:
-            out.extend(f"{spec}/{i}" for i in range(size))
-        elif spec:
-            out.append(spec)
-    if not out:
-        raise UsageError("the architecture list is empty", hint="for example --archs deepnets:train")
-    return out
 
 
 @dataclass
@@ -51,8 +35,14 @@ class ArchPool:
     """Architectures by index; ``draw(n, step, shard)`` picks ``n`` of them for one training step."""
 
     def __init__(self, specs: Sequence[str], *, num_classes: int, image_size: int, ghn_config: object,
-                 device: torch.device, seed: int = 0, model_cache: int = 64) -> None:
+                 device: torch.device, seed: int = 0, model_cache: int = 64,
+                 weights: Sequence[float] | None = None) -> None:
         self.specs = list(specs)
+        if weights is not None and len(weights) != len(self.specs):
+            raise ValueError(f"{len(weights)} weights for {len(self.specs)} architectures")
+        # Uniform weights keep the plain permutation draw, so unweighted runs draw what they always drew.
+        self.weights = (torch.tensor(list(weights), dtype=torch.float64)
+                        if weights is not None and len(set(weights)) > 1 else None)
         self.num_classes = num_classes
         self.image_size = image_size
         self.ghn_config = ghn_config
@@ -68,7 +58,10 @@ class ArchPool:
     def draw(self, n: int, step: int, shard: int) -> list[int]:
         """``n`` distinct indices (fewer if the pool is smaller), the same for the same (seed, step, shard)."""
         g = torch.Generator().manual_seed(derive_seed("ghnctl-archs", self.seed, step, shard))
-        return torch.randperm(len(self.specs), generator=g)[: min(n, len(self.specs))].tolist()
+        n = min(n, len(self.specs))
+        if self.weights is not None:
+            return torch.multinomial(self.weights, n, replacement=False, generator=g).tolist()
+        return torch.randperm(len(self.specs), generator=g)[:n].tolist()
 
     def get(self, index: int) -> Arch:
         """The architecture ``index``: its graph is built once; the model is cached for a while."""

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ghnctl.errors import UsageError
+from ghnctl.training.arch_specs import split_weight
 
 DEFAULT_ARCHS = ("deepnets:train",)
 DEFAULT_EVAL_ARCHS = "deepnets:test"
@@ -85,6 +86,8 @@ class TrainConfig:
             raise UsageError(f"--hid must be a multiple of 4 (the shape encoder uses hid/4), got {self.hid}")
         if not self.archs:
             raise UsageError("no architectures to train on", hint="for example --archs deepnets:train")
+        for entry in self.archs:
+            split_weight(entry)  # a malformed SPEC=W fails here, before any data is read
         if self.shards is not None and self.meta_batch % self.shards:
             raise UsageError(f"--meta-batch ({self.meta_batch}) must be a multiple of the shards ({self.shards})")
         if not (math.isfinite(self.save_minutes) and self.save_minutes > 0):

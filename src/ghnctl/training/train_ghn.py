@@ -36,7 +36,8 @@ from ghnctl.ghn import GHN, GhnConfig, save_ghn
 from ghnctl.ghn.decoding import decode_parameters, write_parameters
 from ghnctl.training import amp as amp_mod
 from ghnctl.training import dist
-from ghnctl.training.arch_pool import ArchPool, expand_specs
+from ghnctl.training.arch_pool import ArchPool
+from ghnctl.training.arch_specs import expand_specs, expand_weighted_specs
 from ghnctl.training.data import DataBundle
 from ghnctl.training.evaluate import evaluate, logits_of
 from ghnctl.training.loaders import EpochSampler, EvalView, TrainView, collate
@@ -176,7 +177,8 @@ class _Run:
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, warmup)
         self.amp_dtype = amp_mod.resolve_amp_dtype(device, config.amp, config.amp_dtype)
         self.scaler = amp_mod.make_grad_scaler(device, self.amp_dtype)
-        self.pool = ArchPool(expand_specs(config.archs, config.pool), num_classes=bundle.num_classes,
+        specs, weights = expand_weighted_specs(config.archs, config.pool)
+        self.pool = ArchPool(specs, num_classes=bundle.num_classes, weights=weights,
                              image_size=image_size, ghn_config=self.ghn_config, device=device, seed=config.seed)
         eval_specs = expand_specs([config.eval_archs], config.eval_n) if config.eval_n else []
         self.eval_pool = ArchPool(eval_specs, num_classes=bundle.num_classes, image_size=image_size,
