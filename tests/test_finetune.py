@@ -134,7 +134,13 @@ def test_few_steps_on_real_cifar_lower_the_loss(cifar_subset) -> None:  # noqa: 
     assert losses[-1] < losses[0], losses
     assert history.total_steps == 15 and history.global_step == 15 and not history.stopped
     kinds = {type(e).__name__ for e in events}
-    assert {"RunStarted", "EpochStarted", "StepDone", "Evaluating", "EpochDone"} <= kinds
+    assert {"RunStarted", "EpochStarted", "StepDone", "Evaluating", "EvalStepDone", "EpochDone"} <= kinds
+    # Every evaluation announces its batch count, then reports each batch once, in order.
+    for i, event in enumerate(events):
+        if isinstance(event, E.Evaluating):
+            following = [e.batch for e in events[i + 1 : i + 1 + event.batches]]
+            assert following == list(range(1, event.batches + 1))
+            assert all(e.epoch == event.epoch for e in events[i + 1 : i + 1 + event.batches])
 
 
 def test_same_seed_same_curve_other_seed_other_curve(tree_data) -> None:

@@ -51,6 +51,9 @@ def test_unreadable_images_are_reported_and_not_counted() -> None:
     assert result.images == 2 and result.accuracy == pytest.approx(50.0)
     assert result.loss == pytest.approx((_ce([2.0, -2.0], 0) + _ce([-2.0, 2.0], 0)) / 2, rel=1e-6)
     assert result.bad == (("a.jpg", "broken"), ("b.png", "empty"))
+    ticks: list[int] = []
+    evaluate(model, loader, normalizer=Normalizer(mean, std), on_batch=ticks.append)
+    assert ticks == [1, 2]  # an empty batch still advances a progress bar
     empty = evaluate(model, [Batch(None, None, (("c", "x"),))])
     assert empty.loss is None and empty.accuracy is None and empty.images == 0
 

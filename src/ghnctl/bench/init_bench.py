@@ -442,6 +442,7 @@ class _FinetuneProgress:
         self.index = index
         self.emit = emit
         self.total_steps = 0
+        self.eval_batches = 0
         self.done = 0.0
 
     def __call__(self, event: Any) -> None:
@@ -451,8 +452,15 @@ class _FinetuneProgress:
             self.done = event.global_step / self.total_steps
             self.emit(CellProgress(self.index, self.done, f"epoch {event.epoch}, step {event.step}"))
         elif isinstance(event, ft_events.Evaluating):
-            what = "no fine-tuning" if event.epoch == 0 else f"epoch {event.epoch}"
-            self.emit(CellProgress(self.index, self.done, f"evaluating ({what})"))
+            self.eval_batches = event.batches
+            self.emit(CellProgress(self.index, self.done, f"evaluating ({self._what(event.epoch)})"))
+        elif isinstance(event, ft_events.EvalStepDone):
+            detail = f"evaluating ({self._what(event.epoch)}) {event.batch}/{self.eval_batches}"
+            self.emit(CellProgress(self.index, self.done, detail))
         elif isinstance(event, ft_events.BadImages):
             self.emit(Note(f"skipping {len(event.names)} unreadable image(s): {', '.join(event.names[:3])}",
                            warning=True))
+
+    @staticmethod
+    def _what(epoch: int) -> str:
+        return "no fine-tuning" if epoch == 0 else f"epoch {epoch}"

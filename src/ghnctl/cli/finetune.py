@@ -374,6 +374,8 @@ class _ProgressView:
         elif isinstance(event, ev.Evaluating):
             label = "evaluating (not fine-tuned)" if event.epoch == 0 else f"evaluating epoch {event.epoch}"
             self._replace_task(label, event.batches, 0)
+        elif isinstance(event, ev.EvalStepDone):
+            p.update(self.task, completed=event.batch)
         elif isinstance(event, ev.EpochDone):
             self._remove_task()
             self._epoch_line(event.record)

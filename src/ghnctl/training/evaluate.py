@@ -7,7 +7,7 @@ GHN trainer their models after each epoch.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +97,15 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     batch_stats: bool = False,
     num_classes: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Mean cross-entropy and top-1 accuracy (%) of ``model`` over ``loader``, in eval mode.
 
     Batches are ghnctl ``Batch``es (uint8 images: pass the ``normalizer``) or ``(images, targets)``
     pairs of ready inputs. ``device`` defaults to the device of the model's first parameter.
     ``batch_stats`` evaluates with BatchNorm batch statistics; ``num_classes`` checks the model's
-    output width once. The model's training mode is restored afterwards.
+    output width once. ``on_batch(n)`` is called after the n-th batch (1-based), for progress bars.
+    The model's training mode is restored afterwards.
     """
     device = torch.device(device) if device is not None else _model_device(model)
     criterion = nn.CrossEntropyLoss(reduction="sum")
@@ -116,10 +118,12 @@ def evaluate(
     model.eval()
     try:
         with batch_stats_bn(model, batch_stats):
-            for batch in loader:
+            for index, batch in enumerate(loader, start=1):
                 images, targets, batch_bad = _unpack(batch)
                 bad.extend(batch_bad)
                 if images is None or targets is None:
+                    if on_batch is not None:
+                        on_batch(index)
                     continue
                 x = images.to(device, non_blocking=True)
                 x = normalizer(x) if normalizer is not None else x
@@ -131,6 +135,8 @@ def evaluate(
                 loss_sum += criterion(logits.float(), y).double()
                 correct += (logits.argmax(dim=1) == y).sum()
                 seen += len(y)
+                if on_batch is not None:
+                    on_batch(index)
     finally:
         model.train(was_training)
     if seen == 0:

@@ -50,6 +50,12 @@ class Evaluating:
 
 
 @dataclass(frozen=True)
+class EvalStepDone:
+    epoch: int
+    batch: int  # 1-based, of ``Evaluating.batches``
+
+
+@dataclass(frozen=True)
 class BadImages:
     names: tuple[str, ...]  # files seen unreadable for the first time
 

@@ -42,6 +42,7 @@ from ghnctl.training.events import (
     EpochRecord,
     EpochStarted,
     Evaluating,
+    EvalStepDone,
     History,
     RunStarted,
     StepDone,
@@ -295,6 +296,7 @@ def _evaluate_record(run: _Run, epoch: int, progress: _Progress, emit: Emit, par
     result = evaluate(
         run.model, run.eval_loader, device=run.device, normalizer=run.normalizer, amp_dtype=run.amp_dtype,
         batch_stats=epoch == 0 and run.config.bn_batch_stats_epoch0, num_classes=run.data.num_classes,
+        on_batch=lambda n: emit(EvalStepDone(epoch, n)),
     )
     eval_time = time.perf_counter() - tick
     fresh = run.new_bad(result.bad)
