@@ -240,6 +240,17 @@ def test_corrupt_images_are_skipped_and_named(tmp_path) -> None:
     assert sum(len(b.targets) for b in val if b.targets is not None) == 12
 
 
+def test_eval_loader_scores_every_image_once_in_a_class_mixed_order(tmp_path) -> None:
+    make_tree(tmp_path, per_class=4, splits=("train", "val"))  # val/ is read class by class
+    bundle = _load(tmp_path)
+    batches = list(L.eval_loader(bundle, batch_size=6))
+    targets = [t for b in batches for t in b.targets.tolist()]
+    assert sorted(targets) == sorted(bundle.val.targets) and len(targets) == bundle.info.n_val
+    assert targets != sorted(targets) and len(set(batches[0].targets.tolist())) > 1
+    again = [t for b in L.eval_loader(bundle, batch_size=6) for t in b.targets.tolist()]
+    assert again == targets  # the same order every time: runs are compared on the same batches
+
+
 def test_collate_of_only_bad_samples() -> None:
     batch = L.collate([L.BadSample("a", "boom"), L.BadSample("b", "boom")])
     assert batch.images is None and batch.targets is None and len(batch.bad) == 2

@@ -75,8 +75,23 @@ def test_eval_subset_is_a_uniform_draw_not_the_first_images() -> None:
 
     labels = [i // 500 for i in range(5000)]  # 10 classes, stored in order
     picked = eval_subset(5000, 500, split_seed=0)
-    assert len(picked) == len(set(picked)) == 500 and picked == sorted(picked)
+    assert len(picked) == len(set(picked)) == 500
     counts = [sum(1 for i in picked if labels[i] == c) for c in range(10)]
     assert min(counts) >= 25 and max(counts) <= 80  # every class, near 50 each
     assert eval_subset(5000, 500, split_seed=0) == picked != eval_subset(5000, 500, split_seed=1)
-    assert eval_subset(300, 500, split_seed=0) == list(range(300))
+    whole = eval_subset(300, 500, split_seed=0)
+    assert sorted(whole) == list(range(300)) and whole != list(range(300))
+
+
+def test_evaluation_batches_mix_the_classes() -> None:
+    """With BatchNorm batch statistics (how predicted parameters are scored) a batch of one class
+    scores near chance: the evaluation order must mix classes in every batch, not only overall."""
+    from ghnctl.training.seeding import eval_order, eval_subset
+
+    labels = [i // 500 for i in range(5000)]
+    for order in (eval_subset(5000, 1000, split_seed=0), eval_order(5000, split_seed=0)):
+        for start in range(0, len(order), 64):
+            batch = order[start : start + 64]
+            if len(batch) == 64:
+                assert len({labels[i] for i in batch}) >= 6, start  # ~10 classes in 64 random draws
+    assert sorted(eval_order(5000, 3)) == list(range(5000)) and eval_order(5000, 3) == eval_order(5000, 3)

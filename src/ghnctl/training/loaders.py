@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ghnctl.training.seeding import derive_seed
+from ghnctl.training.seeding import derive_seed, eval_order
 from ghnctl.training.sources import ImageSet
 
 if TYPE_CHECKING:
@@ -191,10 +191,11 @@ def train_loader(
 
 
 def eval_loader(bundle: DataBundle, batch_size: int, workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """The validation images in a fixed, class-mixed order (``seeding.eval_order``), every time."""
     return DataLoader(
         EvalView(bundle.val, bundle.eval_transform),
         batch_size=batch_size,
-        shuffle=False,
+        sampler=eval_order(len(bundle.val), bundle.info.split_seed),
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,
