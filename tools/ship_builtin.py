@@ -31,17 +31,24 @@ from ghnctl.training.train_ghn import STATE_FORMAT  # noqa: E402
 MAX_BYTES = 10 * 1024 * 1024
 
 
-def training_command(config: dict, data: dict, ghn: dict) -> str:
-    """The `ghnctl train` command that reproduces the run (every setting spelled out)."""
+def training_command(config: dict, data: dict, ghn: dict, out: str = "runs/c10") -> str:
+    """The `ghnctl train` command that reproduces the run (every setting that changes it spelled out)."""
     flag = {"hid": "--hid", "layers": "--layers", "heads": "--heads", "max_channels": "--max-channels",
-            "meta_batch": "--meta-batch", "batch_size": "--batch-size", "steps": "--steps", "lr": "--lr",
-            "weight_decay": "--weight-decay", "warmup_steps": "--warmup-steps", "grad_clip": "--grad-clip",
+            "max_kernel": "--max-kernel", "meta_batch": "--meta-batch", "batch_size": "--batch-size",
+            "steps": "--steps", "lr": "--lr", "weight_decay": "--weight-decay", "warmup_steps": "--warmup-steps",
+            "grad_clip": "--grad-clip", "predparam_wd": "--predparam-wd", "eval_archs": "--eval-archs",
             "eval_n": "--eval-n", "eval_every": "--eval-every", "eval_images": "--eval-images",
             "save_every": "--save-every", "seed": "--seed", "pool": "--pool"}
     parts = ["ghnctl train", f"--data {data['source']}", f"--val-fraction {data['val_fraction']}",
              f"--split-seed {data['split_seed']}", f"--archs {','.join(config['archs'])}"]
+    if data.get("image_size") is not None:
+        parts.append(f"--image-size {data['image_size']}")
     parts += [f"{flag[k]} {config[k]}" for k in flag if config.get(k) is not None]
-    return " ".join(parts + ["--out runs/c10"])
+    if config.get("label_smoothing"):
+        parts.append(f"--label-smoothing {config['label_smoothing']}")
+    if config.get("ghn2"):
+        parts.append("--ghn2")
+    return " ".join(parts + [f"--out {out}"])
 
 
 def main() -> None:
@@ -89,7 +96,7 @@ def main() -> None:
         "num_classes": checkpoint.config.num_classes,
         "data": run_config["data"],
         "train": run_config["train"],
-        "command": training_command(run_config["train"], run_config["data"], run_config["ghn"]),
+        "command": training_command(run_config["train"], run_config["data"], run_config["ghn"], str(args.run)),
         "steps_done": steps_done,
         "zero_shot_last": zero_shot[-1] if zero_shot else None,
         "shipped_from_commit": commit,
