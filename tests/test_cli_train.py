@@ -29,6 +29,20 @@ def test_json_records_and_run_directory(cli: Callable[..., object], workdir: Pat
     assert events.count("zero_shot") == 2  # at steps 2 and 4
     assert {p.name for p in out.iterdir()} >= {"ghn.safetensors", "state.safetensors", "metrics.csv", "config.json"}
     assert records[-1]["steps"] == 4 and not records[-1]["stopped"]
+    assert records[0]["eval_also_trained"] == [f"{workdir / 'nets.py'}:wide"]  # --eval-archs is in --archs
+
+
+def test_evaluating_a_trained_architecture_is_not_called_zero_shot(
+    cli: Callable[..., object], workdir: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    nets = workdir / "nets.py"
+    seen = cli(*_args(workdir, tmp_path / "seen", "--steps", "2"))
+    assert seen.exit_code == 0, seen.stderr
+    assert "--eval-archs overlaps --archs" in seen.stderr and "not zero-shot" in seen.stderr
+    assert "never trained on" not in seen.stderr
+    unseen = cli(*_args(workdir, tmp_path / "unseen", "--steps", "2", "--archs", f"{nets}:small"))
+    assert unseen.exit_code == 0, unseen.stderr
+    assert "overlaps" not in unseen.stderr and "zero-shot top-1 on 1 held-out architectures" in unseen.stderr
 
 
 def test_an_existing_run_is_not_overwritten(cli: Callable[..., object], workdir: Path, tmp_path: Path) -> None:  # noqa: F811

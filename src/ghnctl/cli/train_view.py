@@ -18,6 +18,7 @@ class TrainView:
         self.progress: Any = None
         self.task: Any = None
         self.last_eval: str = "-"
+        self.eval_seen = 0  # evaluation architectures also trained on (their accuracy is not zero-shot)
 
     def __enter__(self) -> TrainView:
         if not self.quiet and not self.output.json_mode:
@@ -52,13 +53,21 @@ class TrainView:
     def _started(self, event: Any) -> None:
         info = {"event": "start", "total_steps": event.total_steps, "start_step": event.start_step,
                 "pool": event.pool, "eval_archs": event.eval_archs, "ghn_params": event.ghn_params,
-                "processes": event.world_size, "shards": event.shards}
+                "processes": event.world_size, "shards": event.shards, "eval_also_trained": list(event.eval_seen)}
+        self.eval_seen = len(event.eval_seen)
         if self.output.json_mode:
             self.output.record(info)
             return
         resumed = f", resuming at step {event.start_step}" if event.start_step else ""
+        held_out = event.eval_archs - len(event.eval_seen)
+        evaluated = f"{held_out} held out" if not event.eval_seen else \
+            f"{event.eval_archs} evaluated ({len(event.eval_seen)} of them also trained on)"
         self.output.note(f"GHN of {event.ghn_params:,} parameters; {event.pool} training architectures, "
-                         f"{event.eval_archs} held out; {event.world_size} process(es){resumed}")
+                         f"{evaluated}; {event.world_size} process(es){resumed}")
+        if event.eval_seen:
+            names = ", ".join(event.eval_seen[:3]) + (" ..." if len(event.eval_seen) > 3 else "")
+            self.output.warn(f"--eval-archs overlaps --archs ({names}): their accuracy measures fit, not "
+                             "zero-shot generalisation (evaluate on deepnets:test or other models for that)")
         self.task = self.progress.add_task("train", total=event.total_steps, completed=event.start_step, stats="")
 
     def _step(self, event: Any) -> None:
@@ -66,7 +75,8 @@ class TrainView:
         if self.output.json_mode:
             self.output.record({"event": "step", **m})
             return
-        stats = (f"loss {m['loss']:.3f} acc {m['acc']:.1f}% zero-shot {self.last_eval} "
+        label = "eval" if self.eval_seen else "zero-shot"
+        stats = (f"loss {m['loss']:.3f} acc {m['acc']:.1f}% {label} {self.last_eval} "
                  f"{m['images_per_s']:.0f} img/s {m['archs_per_s']:.1f} arch/s")
         self.progress.update(self.task, completed=event.step, stats=stats)
 
@@ -78,9 +88,16 @@ class TrainView:
                                 "accuracies": event.accuracies})
             return
         self.last_eval = f"{mean:.1f}%"
+        n = len(event.accuracies)
+        if not self.eval_seen:
+            what = f"zero-shot top-1 on {n} held-out architectures (never trained on)"
+        elif self.eval_seen >= n:
+            what = f"top-1 of predicted parameters on {n} architectures also trained on (not zero-shot)"
+        else:
+            what = f"top-1 of predicted parameters on {n} architectures ({self.eval_seen} also trained on)"
         self.output.console.print(
-            f"step {event.step}: zero-shot top-1 on {len(event.accuracies)} held-out architectures "
-            f"(never trained on): mean {mean:.2f}%, max {max(values, default=math.nan):.2f}%", soft_wrap=True)
+            f"step {event.step}: {what}: mean {mean:.2f}%, max {max(values, default=math.nan):.2f}%",
+            soft_wrap=True)
 
     # ----------------------------------------------------------------------------------------------
     def finish(self, result: Any) -> None:

@@ -71,6 +71,7 @@ class TrainStarted:
     ghn_params: int
     world_size: int
     shards: int
+    eval_seen: tuple[str, ...] = ()  # evaluation architectures that are also trained on: not zero-shot
 
 
 @dataclass
@@ -181,6 +182,8 @@ class _Run:
         self.pool = ArchPool(specs, num_classes=bundle.num_classes, weights=weights,
                              image_size=image_size, ghn_config=self.ghn_config, device=device, seed=config.seed)
         eval_specs = expand_specs([config.eval_archs], config.eval_n) if config.eval_n else []
+        trained = set(specs)
+        self.eval_seen = tuple(spec for spec in eval_specs if spec in trained)
         self.eval_pool = ArchPool(eval_specs, num_classes=bundle.num_classes, image_size=image_size,
                                   ghn_config=self.ghn_config, device=device, seed=config.seed + 1) \
             if eval_specs else None
@@ -341,7 +344,8 @@ def train_ghn(config: TrainConfig, bundle: DataBundle, out: Path, *, device: tor
                                                    "ghn": run.ghn_config.to_dict()}, indent=2) + "\n")
         _trim_metrics(out / METRICS_FILE, run.position.global_step)
     emit(TrainStarted(run.total_steps, run.position.global_step, len(run.pool),
-                      len(run.eval_pool) if run.eval_pool else 0, run.ghn.num_parameters(), run.world, run.shards))
+                      len(run.eval_pool) if run.eval_pool else 0, run.ghn.num_parameters(), run.world, run.shards,
+                      run.eval_seen))
     stopped = _loop(run, history, emit, should_stop or (lambda: False))
     return TrainResult(out, run.position.global_step, stopped, run.ghn, history[-1] if history else {})
 
