@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 
@@ -31,6 +32,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     rows = list(csv.DictReader(args.metrics.open()))
+    eval_label = _eval_label(args.metrics.parent / "config.json")
     steps = [int(r["step"]) for r in rows]
 
     def smooth(values: list[float]) -> list[float]:
@@ -50,10 +52,12 @@ def main() -> None:
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.legend()
-    ax_acc.plot(steps, smooth([float(r["acc"]) for r in rows]), label="training top-1 (meta-batch)", alpha=0.7)
+    ax_acc.plot(steps, smooth([float(r["acc"]) for r in rows]), alpha=0.7,
+                label=f"training top-1 ({args.smooth}-step mean, augmented batches)")
     if zs:
-        ax_acc.plot([z[0] for z in zs], [z[1] for z in zs], "o-", label="zero-shot mean, held-out nets")
-        ax_acc.plot([z[0] for z in zs], [z[2] for z in zs], "x:", label="zero-shot max")
+        ax_acc.plot([z[0] for z in zs], [z[1] for z in zs], "o-", label=eval_label)
+        if any(z[2] != z[1] for z in zs):  # one evaluation net: the max is the mean
+            ax_acc.plot([z[0] for z in zs], [z[2] for z in zs], "x:", label="max over the evaluation nets")
     if points:
         ax_acc.plot([p[0] for p in points], [p[1] for p in points], "s", color="C3", ms=8,
                     label="zero-shot mean, ghnctl bench ghn")
@@ -66,6 +70,16 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")
+
+
+def _eval_label(config_path: Path) -> str:
+    """What the logged evaluation measured: zero-shot, unless the run also trained on those nets."""
+    if not config_path.exists():
+        return "zero-shot mean, held-out nets"
+    train = json.loads(config_path.read_text())["train"]
+    if train.get("eval_archs") in train.get("archs", []):
+        return f"validation top-1 of predicted {train['eval_archs']} (also trained on: not zero-shot)"
+    return f"zero-shot mean, held-out nets ({train.get('eval_archs')})"
 
 
 if __name__ == "__main__":
