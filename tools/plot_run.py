@@ -73,14 +73,21 @@ def main() -> None:
 
 
 def _eval_label(config_path: Path) -> str:
-    """What the logged evaluation measured: zero-shot, unless the run also trained on those nets."""
+    """What the logged evaluation measured: zero-shot, unless the run also trained on those nets.
+
+    The overlap is worked out as ``train`` works it out: both spec lists expanded, then compared.
+    """
     if not config_path.exists():
         return "zero-shot mean, held-out nets"
-    train = json.loads(config_path.read_text())["train"]
-    if train.get("eval_archs") in train.get("archs", []):
-        return f"validation top-1 of predicted {train['eval_archs']} (also trained on: not zero-shot)"
-    return f"zero-shot mean, held-out nets ({train.get('eval_archs')})"
+    from ghnctl.training.arch_specs import expand_specs, expand_weighted_specs
 
+    train = json.loads(config_path.read_text())["train"]
+    trained = set(expand_weighted_specs(train["archs"], train["pool"])[0])
+    evaluated = expand_specs([train["eval_archs"]], train["eval_n"]) if train.get("eval_n") else []
+    seen = [spec for spec in evaluated if spec in trained]
+    if seen:
+        return f"validation top-1 of predicted {train['eval_archs']} (also trained on: not zero-shot)"
+    return f"zero-shot mean, held-out nets ({train['eval_archs']})"
 
 if __name__ == "__main__":
     main()
