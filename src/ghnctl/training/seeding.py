@@ -103,7 +103,7 @@ def eval_subset(total: int, n: int, split_seed: int) -> list[int]:
     Not the first ``n``: a stratified split (and any ``val/`` folder) stores its images class by
     class, so the first 500 of CIFAR-10's validation images are nearly all one class. The order is
     the draw's, not sorted, for the same reason as ``eval_order``. ``bench`` and ``train``'s
-    zero-shot evaluations score on the same images in the same order for the same data.
+    zero-shot evaluations score on the same images for the same data (in batches of their own size).
     """
     import numpy as np
 
